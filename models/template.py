@@ -1,0 +1,86 @@
+"""Templates: where each field of a card type sits on one printed layout.
+
+Coordinates are relative to the card: x from the left edge, y from the top
+edge, both in [0, 1] of the card's width and height. A template is a data file
+(``ocr/templates/<name>.json``) validated by :class:`Template`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["Box", "Template", "TemplateField"]
+
+
+class Box(BaseModel):
+    """Axis-aligned rectangle in relative card coordinates (0..1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    x0: float = Field(ge=0.0, le=1.0)
+    y0: float = Field(ge=0.0, le=1.0)
+    x1: float = Field(ge=0.0, le=1.0)
+    y1: float = Field(ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Box":
+        if not (self.x0 < self.x1 and self.y0 < self.y1):
+            raise ValueError(f"box corners out of order: ({self.x0}, {self.y0}) - ({self.x1}, {self.y1})")
+        return self
+
+    def to_pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """Return (x0, y0, x1, y1) in pixels of a card image of the given size."""
+        return (
+            round(self.x0 * width),
+            round(self.y0 * height),
+            round(self.x1 * width),
+            round(self.y1 * height),
+        )
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2)
+
+
+class TemplateField(BaseModel):
+    """Where one field's printed label and written value sit on the card."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    label_box: Box | None = None
+    value_box: Box
+    # Text printed in the label box, as OCR should find it (Chinese line first).
+    label_text: tuple[str, ...] = ()
+    # Colour of the printed value: "red" for the pre-printed serial number.
+    ink: str = "any"
+
+
+class Template(BaseModel):
+    """One printed layout of a card type."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    card_type: str
+    version: int = 1
+    # Card width divided by height, e.g. 1.419 for A5 landscape (210 x 148 mm).
+    aspect_ratio: float = Field(gt=0.2, lt=5.0)
+    title_box: Box
+    title_text: tuple[str, ...]
+    # Rectangles of the printed table (cell borders), used to draw and to align.
+    rules: tuple[Box, ...] = ()
+    fields: tuple[TemplateField, ...]
+
+    @model_validator(mode="after")
+    def _keys_unique(self) -> "Template":
+        keys = [f.key for f in self.fields]
+        if len(keys) != len(set(keys)):
+            raise ValueError(f"template {self.name!r} lists a field key twice")
+        return self
+
+    def field(self, key: str) -> TemplateField:
+        for spec in self.fields:
+            if spec.key == key:
+                return spec
+        raise KeyError(f"template {self.name!r} has no field {key!r}")
