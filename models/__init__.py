@@ -5,11 +5,16 @@ Card types (the fields a card carries and the rules they follow), templates
 batches.
 """
 
-from models.card import CardStatus, Extraction, FieldResult, FieldOutput
+from models.batch import AuditEvent, BatchSummary, CardDetail, CardSummary
+from models.card import CardStatus, Extraction, FieldOutput, FieldResult
 from models.card_type import CardTypeSpec, FieldSpec, FieldKind
 from models.template import Box, Template, TemplateField
 
 __all__ = [
+    "AuditEvent",
+    "BatchSummary",
+    "CardDetail",
+    "CardSummary",
     "Box",
     "CardStatus",
     "CardTypeSpec",

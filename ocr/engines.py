@@ -1,0 +1,238 @@
+"""OCR engines behind one interface.
+
+``rapidocr`` (PaddleOCR's PP-OCR models run on onnxruntime, shipped in the
+wheel) is the default; Tesseract through ``pytesseract`` is the second engine.
+Both return every text line they find with its score and its box; no line is
+dropped for a low score here, so the later stages see everything.
+
+Images are H x W x 3 uint8 BGR arrays. Boxes are four (x, y) corner points in
+pixels of the image that was passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ocr.errors import EngineUnavailableError
+
+__all__ = [
+    "ENGINE_NAMES",
+    "OcrEngine",
+    "RapidOcrEngine",
+    "TesseractEngine",
+    "TextLine",
+    "get_engine",
+]
+
+log = logging.getLogger(__name__)
+
+# Must be set before onnxruntime loads: its Linux wheel sends telemetry otherwise.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+ENGINE_NAMES = ("rapidocr", "tesseract")
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One line of text found by an engine."""
+
+    text: str
+    # Engine's own confidence in [0, 1].
+    score: float
+    # 4 x 2 float array of corner points (x, y) in pixels, clockwise from top-left.
+    points: np.ndarray
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """Return the axis-aligned (x0, y0, x1, y1) of the line."""
+        xs, ys = self.points[:, 0], self.points[:, 1]
+        return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+
+    @property
+    def center(self) -> tuple[float, float]:
+        x0, y0, x1, y1 = self.bbox
+        return (x0 + x1) / 2, (y0 + y1) / 2
+
+
+class OcrEngine(Protocol):
+    """What the pipeline needs from an OCR engine."""
+
+    name: str
+
+    def read_page(self, image: np.ndarray) -> list[TextLine]:
+        """Find and read every text line of a whole page."""
+        ...
+
+    def read_zone(self, image: np.ndarray) -> list[TextLine]:
+        """Read the text of one field zone (a small crop, usually one line)."""
+        ...
+
+
+def _rect_points(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32)
+
+
+class RapidOcrEngine:
+    """PP-OCR detection, direction and recognition models through ``rapidocr`` on onnxruntime."""
+
+    name = "rapidocr"
+
+    def __init__(self) -> None:
+        try:
+            import rapidocr
+            from rapidocr import RapidOCR
+        except ImportError as exc:  # pragma: no cover - rapidocr is a hard dependency
+            raise EngineUnavailableError(
+                "未安装 rapidocr。请运行 pip install rapidocr onnxruntime。",
+                "rapidocr is not installed: pip install rapidocr onnxruntime",
+            ) from exc
+
+        # Point at the model files inside the wheel, so that rapidocr never tries to fetch one.
+        model_dir = Path(rapidocr.__file__).parent / "models"
+        det = sorted(model_dir.glob("*det*.onnx"))
+        rec = sorted(model_dir.glob("*rec*.onnx"))
+        cls = sorted(model_dir.glob("*cls*.onnx"))
+        if not (det and rec and cls):
+            raise EngineUnavailableError(
+                f"在 {model_dir} 中找不到 PP-OCR 模型文件（det/rec/cls .onnx）。请重新安装 rapidocr。",
+                f"PP-OCR model files (det/rec/cls .onnx) not found in {model_dir}; reinstall rapidocr",
+            )
+        params = {
+            "Global.log_level": "error",
+            # Keep every recognised line; the confidence stage decides what to trust.
+            "Global.text_score": 0.0,
+            "Det.model_path": str(det[-1]),
+            "Rec.model_path": str(rec[-1]),
+            "Cls.model_path": str(cls[-1]),
+        }
+        threads = os.environ.get("HUKA_OCR_THREADS")
+        if threads:
+            params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)
+        self._ocr = RapidOCR(params=params)
+        log.info("rapidocr engine ready models=%s,%s", det[-1].name, rec[-1].name)
+
+    def read_page(self, image: np.ndarray) -> list[TextLine]:
+        result = self._ocr(image, use_det=True, use_cls=True, use_rec=True)
+        if result.txts is None:
+            return []
+        return [
+            TextLine(text=text, score=float(score), points=np.asarray(box, dtype=np.float32))
+            for text, score, box in zip(result.txts, result.scores, result.boxes)
+        ]
+
+    def read_zone(self, image: np.ndarray) -> list[TextLine]:
+        # Detection first, because a value may be offset in its cell or wrap onto two lines.
+        lines = self.read_page(image)
+        if lines:
+            return lines
+
+        # Faint or tiny writing can escape detection: recognise the whole crop as one line.
+        result = self._ocr(image, use_det=False, use_cls=False, use_rec=True)
+        text = (result.txts or ("",))[0]
+        score = float((result.scores or (0.0,))[0])
+        if not text.strip():
+            return []
+        height, width = image.shape[:2]
+        return [TextLine(text=text, score=score, points=_rect_points(0, 0, width, height))]
+
+
+class TesseractEngine:
+    """Tesseract 5 with the chi_sim and eng models, through ``pytesseract``."""
+
+    name = "tesseract"
+
+    def __init__(self, languages: str = "chi_sim+eng") -> None:
+        try:
+            import pytesseract
+        except ImportError as exc:  # pragma: no cover - pytesseract is a hard dependency
+            raise EngineUnavailableError(
+                "未安装 pytesseract。请运行 pip install pytesseract。",
+                "pytesseract is not installed: pip install pytesseract",
+            ) from exc
+        if shutil.which("tesseract") is None:
+            raise EngineUnavailableError(
+                "找不到 tesseract 程序。请安装 Debian 软件包：apt-get install tesseract-ocr tesseract-ocr-chi-sim",
+                "tesseract not found: apt-get install tesseract-ocr tesseract-ocr-chi-sim",
+            )
+        available = set(pytesseract.get_languages(config=""))
+        missing = [lang for lang in languages.split("+") if lang not in available]
+        if missing:
+            raise EngineUnavailableError(
+                f"Tesseract 缺少语言模型 {', '.join(missing)}。请安装 tesseract-ocr-chi-sim。",
+                f"Tesseract language data missing: {', '.join(missing)}; install tesseract-ocr-chi-sim",
+            )
+        self._tess = pytesseract
+        self.languages = languages
+
+    def _lines(self, image: np.ndarray, psm: int) -> list[TextLine]:
+        data = self._tess.image_to_data(
+            image[:, :, ::-1],  # pytesseract expects RGB
+            lang=self.languages,
+            config=f"--psm {psm}",
+            output_type=self._tess.Output.DICT,
+        )
+        grouped: dict[tuple[int, int, int], list[int]] = {}
+        for i, word in enumerate(data["text"]):
+            if not word.strip():
+                continue
+            key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+            grouped.setdefault(key, []).append(i)
+
+        lines = []
+        for indices in grouped.values():
+            words = [data["text"][i] for i in indices]
+            confs = [max(float(data["conf"][i]), 0.0) / 100.0 for i in indices]
+            x0 = min(data["left"][i] for i in indices)
+            y0 = min(data["top"][i] for i in indices)
+            x1 = max(data["left"][i] + data["width"][i] for i in indices)
+            y1 = max(data["top"][i] + data["height"][i] for i in indices)
+            lines.append(
+                TextLine(
+                    text=_join_words(words),
+                    # The weakest word bounds how much the whole line can be trusted.
+                    score=min(confs),
+                    points=_rect_points(x0, y0, x1, y1),
+                )
+            )
+        return lines
+
+    def read_page(self, image: np.ndarray) -> list[TextLine]:
+        return self._lines(image, psm=3)
+
+    def read_zone(self, image: np.ndarray) -> list[TextLine]:
+        return self._lines(image, psm=7)
+
+
+def _join_words(words: list[str]) -> str:
+    """Join Tesseract words: no space between two CJK words, one space otherwise."""
+    text = ""
+    for word in words:
+        if text and not (_is_cjk(text[-1]) and _is_cjk(word[0])):
+            text += " "
+        text += word
+    return text
+
+
+def _is_cjk(char: str) -> bool:
+    return "\u3400" <= char <= "\u9fff" or "\uf900" <= char <= "\ufaff"
+
+
+@lru_cache(maxsize=4)
+def get_engine(name: str = "rapidocr") -> OcrEngine:
+    """Return a shared engine instance by name ("rapidocr" or "tesseract")."""
+    if name == "rapidocr":
+        return RapidOcrEngine()
+    if name == "tesseract":
+        return TesseractEngine()
+    raise EngineUnavailableError(
+        f"未知的识别引擎 {name!r}。可选：{', '.join(ENGINE_NAMES)}。",
+        f"unknown OCR engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}",
+    )

@@ -1,0 +1,237 @@
+"""Card type and layout: which template a page is, and where its zones sit on the scan.
+
+The printed title and field labels found by page OCR are matched to each
+template's label text; a similarity transform (scale, rotation, shift) fitted
+with RANSAC from the template's label corners to the found ones maps every
+field zone onto the scan. The template whose labels fit best names the card
+type; a page that fits no template well enough is ``unknown``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+import cv2
+import numpy as np
+
+from models.card_type import UNKNOWN_CARD_TYPE
+from models.template import Box, Template
+from ocr.engines import TextLine
+from ocr.registry import Registry
+
+__all__ = ["LayoutMatch", "TEMPLATE_HEIGHT", "match_layout", "zone_rect"]
+
+log = logging.getLogger(__name__)
+
+# Template coordinates are scaled to this many "template pixels" in height before fitting.
+TEMPLATE_HEIGHT = 1000.0
+# A label counts as found when its text matches an OCR line at least this well.
+MIN_LABEL_SIMILARITY = 0.8
+# Share of a template's anchors that must fit for the page to be that card type.
+MIN_ANCHOR_SHARE = 0.35
+MIN_ANCHORS = 4
+
+_PUNCTUATION = re.compile(r"[\s:：()（）/.,，。、·_\-]+")
+
+
+@dataclass
+class LayoutMatch:
+    """Result of matching a page to the templates."""
+
+    card_type: str
+    template: Template | None
+    # 2 x 3 affine matrix from template pixels to image pixels (None when unknown).
+    transform: np.ndarray | None
+    # Share of the template's anchors found and fitting, in [0, 1]: the classification confidence.
+    score: float
+    # Median distance of fitted anchors from where the transform puts them, as a share of card height.
+    residual: float
+    # Rotation of the fitted transform, degrees counter-clockwise; near 180 means the page is upside down.
+    rotation_deg: float
+    anchors_found: int
+    anchors_total: int
+    reasons: list[str] = field(default_factory=list)
+
+
+def _clean(text: str) -> str:
+    return _PUNCTUATION.sub("", text).lower()
+
+
+def label_similarity(label: str, line: str) -> float:
+    """Return how well ``label`` matches some part of ``line``, in [0, 1]."""
+    label, line = _clean(label), _clean(line)
+    if not label or not line:
+        return 0.0
+    if label in line:
+        return 1.0
+    best = 0.0
+    width = len(label)
+    for start in range(0, max(1, len(line) - width + 1)):
+        window = line[start : start + width]
+        best = max(best, SequenceMatcher(None, label, window).ratio())
+    return best
+
+
+def _anchors(template: Template) -> list[tuple[str, Box]]:
+    """Return (label text, label box) pairs: the printed features used for alignment."""
+    anchors = []
+    for spec in template.fields:
+        if spec.label_box is not None and spec.label_text:
+            anchors.append((spec.label_text[0], spec.label_box))
+    return anchors
+
+
+def _template_size(template: Template) -> tuple[float, float]:
+    return TEMPLATE_HEIGHT * template.aspect_ratio, TEMPLATE_HEIGHT
+
+
+def _match_anchors(
+    template: Template, lines: list[TextLine]
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Pair the template's label corners with the top-left corners of OCR lines that carry the label."""
+    width, height = _template_size(template)
+    candidates = []
+    for anchor_index, (label, box) in enumerate(_anchors(template)):
+        for line_index, line in enumerate(lines):
+            similarity = label_similarity(label, line.text)
+            if similarity >= MIN_LABEL_SIMILARITY:
+                candidates.append((similarity, anchor_index, line_index, box))
+
+    # Greedy one-to-one assignment, best similarity first: two labels never share a line.
+    candidates.sort(key=lambda c: -c[0])
+    used_anchors: set[int] = set()
+    used_lines: set[int] = set()
+    template_points, image_points = [], []
+    for _similarity, anchor_index, line_index, box in candidates:
+        if anchor_index in used_anchors or line_index in used_lines:
+            continue
+        used_anchors.add(anchor_index)
+        used_lines.add(line_index)
+        template_points.append((box.x0 * width, box.y0 * height))
+        # The first corner of an OCR box is the text's top-left as read, even on a turned page.
+        corner = lines[line_index].points[0]
+        image_points.append((float(corner[0]), float(corner[1])))
+    return template_points, image_points
+
+
+def _title_found(template: Template, lines: list[TextLine]) -> bool:
+    return any(label_similarity(template.title_text[0], line.text) >= MIN_LABEL_SIMILARITY for line in lines)
+
+
+def _fit(template: Template, lines: list[TextLine]) -> LayoutMatch:
+    anchors_total = len(_anchors(template))
+    template_points, image_points = _match_anchors(template, lines)
+    title = _title_found(template, lines)
+    no_fit = LayoutMatch(
+        card_type=template.card_type,
+        template=template,
+        transform=None,
+        score=0.0,
+        residual=1.0,
+        rotation_deg=0.0,
+        anchors_found=len(template_points),
+        anchors_total=anchors_total,
+    )
+    if len(template_points) < 3:
+        return no_fit
+
+    source = np.asarray(template_points, dtype=np.float32)
+    target = np.asarray(image_points, dtype=np.float32)
+    # Reprojection tolerance: 2% of the card height as the found labels span it.
+    spread = float(np.ptp(target[:, 1])) or float(np.ptp(target[:, 0])) or 1.0
+    transform, inliers = cv2.estimateAffinePartial2D(
+        source, target, method=cv2.RANSAC, ransacReprojThreshold=max(3.0, 0.02 * spread), maxIters=4000
+    )
+    if transform is None or inliers is None:
+        return no_fit
+
+    mask = inliers.ravel().astype(bool)
+    projected = source @ transform[:, :2].T + transform[:, 2]
+    errors = np.linalg.norm(projected - target, axis=1)[mask]
+    scale = math.hypot(transform[0, 0], transform[1, 0])
+    card_height = TEMPLATE_HEIGHT * scale
+    residual = float(np.median(errors) / card_height) if errors.size else 1.0
+    rotation = math.degrees(math.atan2(transform[1, 0], transform[0, 0]))
+
+    found = int(mask.sum())
+    score = (found + (1 if title else 0)) / (anchors_total + 1)
+    return LayoutMatch(
+        card_type=template.card_type,
+        template=template,
+        transform=transform,
+        score=score,
+        residual=residual,
+        rotation_deg=rotation,
+        anchors_found=found,
+        anchors_total=anchors_total,
+    )
+
+
+def match_layout(lines: list[TextLine], registry: Registry) -> LayoutMatch:
+    """Return the best-fitting template for a page's OCR lines, or an ``unknown`` match with the reason."""
+    best: LayoutMatch | None = None
+    for template in registry.templates.values():
+        candidate = _fit(template, lines)
+        log.debug(
+            "template %s anchors=%d/%d score=%.2f residual=%.4f",
+            template.name,
+            candidate.anchors_found,
+            candidate.anchors_total,
+            candidate.score,
+            candidate.residual,
+        )
+        if best is None or candidate.score > best.score:
+            best = candidate
+
+    if best is None or best.transform is None or best.score < MIN_ANCHOR_SHARE or best.anchors_found < MIN_ANCHORS:
+        found = best.anchors_found if best else 0
+        total = best.anchors_total if best else 0
+        reason = (
+            f"未能识别卡片类型：没有模板与本页的印刷标签相符（最接近的模板找到 {found}/{total} 个标签）。"
+            "请人工查看全文，或为此版式制作模板。"
+        )
+        return LayoutMatch(
+            card_type=UNKNOWN_CARD_TYPE,
+            template=None,
+            transform=None,
+            score=best.score if best else 0.0,
+            residual=best.residual if best else 1.0,
+            rotation_deg=best.rotation_deg if best and best.transform is not None else 0.0,
+            anchors_found=found,
+            anchors_total=total,
+            reasons=[reason],
+        )
+    return best
+
+
+def zone_rect(
+    match: LayoutMatch, box: Box, image_shape: tuple[int, ...], *, pad_x: float = 0.0, pad_y: float = 0.0
+) -> tuple[int, int, int, int]:
+    """Map a template box onto the image: (x0, y0, x1, y1) in pixels, clipped to the image.
+
+    ``pad_x`` and ``pad_y`` grow the box by that share of its own width and height on each side.
+    """
+    assert match.template is not None and match.transform is not None
+    width, height = _template_size(match.template)
+    dx = (box.x1 - box.x0) * pad_x
+    dy = (box.y1 - box.y0) * pad_y
+    corners = np.array(
+        [
+            [(box.x0 - dx) * width, (box.y0 - dy) * height],
+            [(box.x1 + dx) * width, (box.y0 - dy) * height],
+            [(box.x1 + dx) * width, (box.y1 + dy) * height],
+            [(box.x0 - dx) * width, (box.y1 + dy) * height],
+        ],
+        dtype=np.float64,
+    )
+    mapped = corners @ match.transform[:, :2].T + match.transform[:, 2]
+    image_height, image_width = image_shape[:2]
+    x0 = int(np.clip(mapped[:, 0].min(), 0, image_width - 1))
+    x1 = int(np.clip(mapped[:, 0].max(), 1, image_width))
+    y0 = int(np.clip(mapped[:, 1].min(), 0, image_height - 1))
+    y1 = int(np.clip(mapped[:, 1].max(), 1, image_height))
+    return x0, y0, x1, y1

@@ -1,0 +1,103 @@
+"""OCR of field zones: crop each value zone of the matched template and read it.
+
+Printed table lines that cross a crop are painted out before reading, so an
+engine does not read a cell border as "1" or "|". Each zone also gets an ink
+measure, which tells a blank field from writing the engine could not read.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from models.card_type import CardTypeSpec
+from ocr.engines import OcrEngine, TextLine
+from ocr.layout import LayoutMatch, zone_rect
+
+__all__ = ["ZoneRead", "ink_ratio", "read_fields", "remove_rules"]
+
+log = logging.getLogger(__name__)
+
+# Share of pixels that must be ink for a zone to count as written on.
+BLANK_INK_RATIO = 0.004
+
+
+@dataclass(frozen=True)
+class ZoneRead:
+    """What the engine read in one field zone."""
+
+    key: str
+    raw_text: str
+    # Engine score of the weakest line read in the zone, 0 when nothing was read.
+    score: float
+    # Zone on the straightened image, (x0, y0, x1, y1) pixels.
+    box: tuple[int, int, int, int]
+    engine: str
+    # Share of the zone's pixels that are ink once the printed rules are removed.
+    ink: float
+
+
+def remove_rules(gray: np.ndarray) -> np.ndarray:
+    """Return a copy of a crop (H x W uint8) with long horizontal and vertical printed lines painted white."""
+    height, width = gray.shape
+    binary = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1]
+    horizontal = cv2.morphologyEx(
+        binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max(15, int(width * 0.5)), 1))
+    )
+    vertical = cv2.morphologyEx(
+        binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(15, int(height * 0.7))))
+    )
+    rules = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
+    cleaned = gray.copy()
+    cleaned[rules > 0] = int(np.median(gray))
+    return cleaned
+
+
+def ink_ratio(gray: np.ndarray) -> float:
+    """Return the share of pixels clearly darker than the paper, in [0, 1]."""
+    if gray.size == 0:
+        return 0.0
+    paper = float(np.percentile(gray, 75))
+    return float(np.mean(gray < paper - 60))
+
+
+def _join(lines: list[TextLine]) -> str:
+    """Join zone lines in reading order: top to bottom, then left to right."""
+    if not lines:
+        return ""
+    heights = [line.bbox[3] - line.bbox[1] for line in lines]
+    row_height = max(1.0, float(np.median(heights)))
+    ordered = sorted(lines, key=lambda line: (round(line.center[1] / row_height), line.bbox[0]))
+    return " ".join(line.text.strip() for line in ordered if line.text.strip())
+
+
+def read_fields(
+    image: np.ndarray, match: LayoutMatch, card_type: CardTypeSpec, engine: OcrEngine
+) -> dict[str, ZoneRead]:
+    """Read every field zone of ``card_type`` from a straightened card image (H x W x 3 BGR)."""
+    assert match.template is not None
+    reads: dict[str, ZoneRead] = {}
+    for spec in card_type.fields:
+        try:
+            zone = match.template.field(spec.key).value_box
+        except KeyError:
+            log.warning("template %s has no zone for field %s", match.template.name, spec.key)
+            continue
+
+        # Grow the zone a little upwards and downwards: handwriting leaves its line.
+        x0, y0, x1, y1 = zone_rect(match, zone, image.shape, pad_x=0.0, pad_y=0.12)
+        crop = image[y0:y1, x0:x1]
+        if crop.size == 0:
+            reads[spec.key] = ZoneRead(spec.key, "", 0.0, (x0, y0, x1, y1), engine.name, 0.0)
+            continue
+
+        gray = remove_rules(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY))
+        ink = ink_ratio(gray)
+        lines = engine.read_zone(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)) if ink >= BLANK_INK_RATIO else []
+        text = _join(lines)
+        score = min((line.score for line in lines if line.text.strip()), default=0.0)
+        reads[spec.key] = ZoneRead(spec.key, text, score, (x0, y0, x1, y1), engine.name, ink)
+    return reads

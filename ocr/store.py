@@ -1,0 +1,516 @@
+"""Store: the one data-access layer for cards, fields, batches and the audit log.
+
+SQLite is the embedded default (one file in the data folder, WAL journal);
+any SQLAlchemy URL such as ``postgresql+psycopg://…`` selects another server.
+Scan images are files in the data folder; the database keeps their paths.
+
+Card states: ``extracted`` → ``needs_review`` or ``auto_accepted`` →
+``approved`` (or ``rejected``) → ``exported``. Every change, by the pipeline or
+a reviewer, writes an audit event with who, when, old and new value. Saves
+carry the card version they were based on, and a save on a stale version is
+rejected with :class:`StaleVersionError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+from models.batch import AuditEvent, BatchSummary, CardDetail, CardSummary
+from models.card import CardStatus, Extraction, FieldResult
+from ocr.errors import StaleVersionError, StoreError
+
+__all__ = ["Store", "default_data_dir", "default_db_url"]
+
+log = logging.getLogger(__name__)
+
+PIPELINE_ACTOR = "pipeline"
+
+
+def default_data_dir() -> Path:
+    """Return the data folder: ``$HUKA_DATA_DIR`` or ``./ocr-data``."""
+    return Path(os.environ.get("HUKA_DATA_DIR", "ocr-data"))
+
+
+def default_db_url(data_dir: Path | None = None) -> str:
+    """Return ``$HUKA_DB_URL`` or the SQLite file ``cards.db`` in the data folder."""
+    url = os.environ.get("HUKA_DB_URL")
+    if url:
+        return url
+    folder = data_dir or default_data_dir()
+    return f"sqlite:///{(folder / 'cards.db').as_posix()}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class BatchRow(Base):
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+
+
+class ScanRow(Base):
+    """One page of one scanned file, identified by its content."""
+
+    __tablename__ = "scans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "<sha256 of the file>:<page>": the same file scanned twice has the same key.
+    content_key: Mapped[str] = mapped_column(String(80), unique=True)
+    source: Mapped[str] = mapped_column(Text)
+    page: Mapped[int] = mapped_column(Integer)
+    image_path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+
+
+class CardRow(Base):
+    __tablename__ = "cards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id"), unique=True)
+    card_type: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    rotation_deg: Mapped[float] = mapped_column(Float, default=0.0)
+    straight_image_path: Mapped[str] = mapped_column(Text)
+    full_text: Mapped[str] = mapped_column(Text, default="")
+    card_reasons: Mapped[list] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+
+    batch: Mapped[BatchRow] = relationship()
+    scan: Mapped[ScanRow] = relationship()
+    fields: Mapped[list["FieldRow"]] = relationship(back_populates="card", order_by="FieldRow.position")
+
+
+class FieldRow(Base):
+    __tablename__ = "fields"
+    __table_args__ = (UniqueConstraint("card_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(64))
+    raw_text: Mapped[str] = mapped_column(Text, default="")
+    value: Mapped[str] = mapped_column(Text, default="")
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    engine: Mapped[str] = mapped_column(String(32), default="")
+    box: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    reason_codes: Mapped[list] = mapped_column(JSON, default=list)
+
+    card: Mapped[CardRow] = relationship(back_populates="fields")
+
+    def to_result(self) -> FieldResult:
+        return FieldResult(
+            key=self.key,
+            raw_text=self.raw_text,
+            value=self.value,
+            confidence=self.confidence,
+            engine=self.engine,
+            box=tuple(self.box) if self.box else None,
+            needs_review=self.needs_review,
+            reason=self.reason,
+            reason_codes=list(self.reason_codes or []),
+        )
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    field_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    old_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    new_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+def _enable_sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Store:
+    """Data-access layer over SQLite (default) or PostgreSQL."""
+
+    def __init__(self, url: str | None = None, data_dir: Path | str | None = None) -> None:
+        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        self.url = url or default_db_url(self.data_dir)
+        self.image_dir = self.data_dir / "images"
+
+        # Create the folders owner-only: they hold scans with personal data.
+        self.image_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.url.startswith("sqlite:///"):
+            db_file = Path(self.url.removeprefix("sqlite:///"))
+            db_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+        try:
+            self.engine = create_engine(self.url, future=True)
+        except Exception as exc:  # noqa: BLE001 - any bad URL must become a readable message
+            raise StoreError(
+                f"数据库地址无效：{exc}。请检查 --db 参数，例如 sqlite:///ocr-data/cards.db。",
+                f"invalid database URL: {exc}",
+            ) from exc
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _enable_sqlite_pragmas)
+        try:
+            Base.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise StoreError(
+                f"无法打开数据库 {self.engine.url.render_as_string(hide_password=True)}：{exc.orig}。"
+                "请检查路径或服务器是否可用。",
+                f"cannot open database: {exc.orig}",
+            ) from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        log.debug("store opened dialect=%s", self.engine.dialect.name)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # Batches and scans.
+
+    def _batch(self, session: Session, name: str) -> BatchRow:
+        batch = session.scalar(select(BatchRow).where(BatchRow.name == name))
+        if batch is None:
+            batch = BatchRow(name=name)
+            session.add(batch)
+            session.flush()
+        return batch
+
+    def find_scan(self, content_key: str) -> int | None:
+        """Return the id of the card made from this scan page, or None."""
+        with self.session() as session:
+            return session.scalar(
+                select(CardRow.id).join(ScanRow).where(ScanRow.content_key == content_key)
+            )
+
+    def _write_image(self, name: str, data: bytes) -> str:
+        path = self.image_dir / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return str(path)
+
+    def add_card(
+        self,
+        *,
+        batch: str,
+        content_key: str,
+        extraction: Extraction,
+        original_png: bytes,
+        straight_png: bytes,
+        actor: str = PIPELINE_ACTOR,
+    ) -> int:
+        """Store a newly extracted card with its images; return its id.
+
+        Raises :class:`StoreError` when a card for ``content_key`` exists already.
+        """
+        stem = content_key.replace(":", "_p")
+        original_path = self._write_image(f"{stem}_original.png", original_png)
+        straight_path = self._write_image(f"{stem}_straight.png", straight_png)
+        status = CardStatus.NEEDS_REVIEW if extraction.needs_review else CardStatus.AUTO_ACCEPTED
+
+        try:
+            with self.session() as session:
+                batch_row = self._batch(session, batch)
+                scan = ScanRow(
+                    content_key=content_key,
+                    source=extraction.source,
+                    page=extraction.page,
+                    image_path=original_path,
+                )
+                session.add(scan)
+                session.flush()
+                card = CardRow(
+                    batch_id=batch_row.id,
+                    scan_id=scan.id,
+                    card_type=extraction.card_type,
+                    template=extraction.template,
+                    status=CardStatus.EXTRACTED,
+                    rotation_deg=extraction.rotation_deg,
+                    straight_image_path=straight_path,
+                    full_text=extraction.full_text,
+                    card_reasons=list(extraction.card_reasons),
+                )
+                session.add(card)
+                session.flush()
+                for position, (key, result) in enumerate(extraction.fields.items()):
+                    session.add(_field_row(card.id, position, key, result))
+                session.add(AuditRow(card_id=card.id, actor=actor, action="extracted", new_value=extraction.card_type))
+                for key, result in extraction.fields.items():
+                    session.add(
+                        AuditRow(card_id=card.id, actor=actor, action="field_read", field_key=key, new_value=result.value)
+                    )
+                card.status = status
+                session.add(
+                    AuditRow(
+                        card_id=card.id, actor=actor, action="status", old_value=CardStatus.EXTRACTED, new_value=status
+                    )
+                )
+                card_id = card.id
+        except IntegrityError as exc:
+            raise StoreError(
+                f"该扫描页已入库（{content_key[:12]}…），未重复保存。",
+                f"scan {content_key[:12]}… is stored already",
+            ) from exc
+        log.info("card stored id=%s batch=%s status=%s", card_id, batch, status)
+        return card_id
+
+    # Reading.
+
+    def list_cards(
+        self, *, batch: str | None = None, statuses: Iterable[CardStatus | str] | None = None
+    ) -> list[CardSummary]:
+        """Return card summaries, oldest first, optionally for one batch and some states."""
+        flagged = (
+            select(func.count(FieldRow.id))
+            .where(FieldRow.card_id == CardRow.id, FieldRow.needs_review.is_(True))
+            .scalar_subquery()
+        )
+        query = (
+            select(CardRow, BatchRow.name, ScanRow.source, ScanRow.page, flagged)
+            .join(BatchRow, CardRow.batch_id == BatchRow.id)
+            .join(ScanRow, CardRow.scan_id == ScanRow.id)
+            .order_by(CardRow.id)
+        )
+        if batch is not None:
+            query = query.where(BatchRow.name == batch)
+        if statuses is not None:
+            query = query.where(CardRow.status.in_([str(s) for s in statuses]))
+        with self.session() as session:
+            return [
+                CardSummary(
+                    id=card.id,
+                    batch=batch_name,
+                    status=CardStatus(card.status),
+                    card_type=card.card_type,
+                    source=source,
+                    page=page,
+                    version=card.version,
+                    flagged_fields=flagged_count or 0,
+                    created_at=card.created_at,
+                )
+                for card, batch_name, source, page, flagged_count in session.execute(query)
+            ]
+
+    def get_card(self, card_id: int) -> CardDetail:
+        with self.session() as session:
+            card = session.get(CardRow, card_id)
+            if card is None:
+                raise StoreError(f"卡片 {card_id} 不存在。", f"card {card_id} not found")
+            return _detail(card)
+
+    def list_batches(self) -> list[BatchSummary]:
+        with self.session() as session:
+            batches = session.scalars(select(BatchRow).order_by(BatchRow.id)).all()
+            rows = session.execute(
+                select(CardRow.batch_id, CardRow.status, func.count(CardRow.id)).group_by(
+                    CardRow.batch_id, CardRow.status
+                )
+            ).all()
+            counts: dict[int, dict[str, int]] = {}
+            for batch_id, status, count in rows:
+                counts.setdefault(batch_id, {})[status] = count
+            return [BatchSummary(name=b.name, created_at=b.created_at, counts=counts.get(b.id, {})) for b in batches]
+
+    def audit_events(self, card_id: int) -> list[AuditEvent]:
+        with self.session() as session:
+            rows = session.scalars(select(AuditRow).where(AuditRow.card_id == card_id).order_by(AuditRow.id)).all()
+            return [AuditEvent.model_validate(row) for row in rows]
+
+    # Changes by reviewers and the export stage.
+
+    def _claim_version(self, session: Session, card_id: int, expected_version: int) -> CardRow:
+        """Bump the card's version if it still equals ``expected_version``, else raise."""
+        result = session.execute(
+            update(CardRow)
+            .where(CardRow.id == card_id, CardRow.version == expected_version)
+            .values(version=CardRow.version + 1, updated_at=_now())
+        )
+        if result.rowcount != 1:
+            current = session.scalar(select(CardRow.version).where(CardRow.id == card_id))
+            if current is None:
+                raise StoreError(f"卡片 {card_id} 不存在。", f"card {card_id} not found")
+            raise StaleVersionError(
+                f"卡片 {card_id} 已被他人修改（您的版本 {expected_version}，当前版本 {current}）。"
+                "您的修改未保存，请重新打开该卡片后再改。",
+                f"card {card_id} was changed by someone else (your version {expected_version}, "
+                f"current {current}); reload the card and redo the change",
+            )
+        card = session.get(CardRow, card_id)
+        session.refresh(card)
+        return card
+
+    def save_fields(
+        self,
+        card_id: int,
+        results: dict[str, FieldResult],
+        *,
+        actor: str,
+        expected_version: int,
+        action: str = "correct",
+    ) -> int:
+        """Write new field results (value, review flag, reason) and audit every changed value.
+
+        Returns the card's new version.
+        """
+        with self.session() as session:
+            card = self._claim_version(session, card_id, expected_version)
+            rows = {row.key: row for row in card.fields}
+            for key, result in results.items():
+                row = rows.get(key)
+                if row is None:
+                    raise StoreError(f"卡片 {card_id} 没有字段 {key}。", f"card {card_id} has no field {key}")
+                if row.value != result.value:
+                    session.add(
+                        AuditRow(
+                            card_id=card_id,
+                            actor=actor,
+                            action=action,
+                            field_key=key,
+                            old_value=row.value,
+                            new_value=result.value,
+                        )
+                    )
+                row.value = result.value
+                row.needs_review = result.needs_review
+                row.reason = result.reason
+                row.reason_codes = list(result.reason_codes)
+                if result.engine:
+                    row.engine = result.engine
+                row.confidence = result.confidence
+            log.info("card %s fields saved count=%d by=%s", card_id, len(results), actor)
+            return card.version
+
+    def set_status(
+        self,
+        card_id: int,
+        status: CardStatus,
+        *,
+        actor: str,
+        expected_version: int,
+        note: str | None = None,
+    ) -> int:
+        """Move a card to ``status``; returns the new version."""
+        with self.session() as session:
+            card = self._claim_version(session, card_id, expected_version)
+            old = card.status
+            card.status = str(status)
+            session.add(
+                AuditRow(card_id=card_id, actor=actor, action="status", old_value=old, new_value=str(status))
+            )
+            if note:
+                session.add(AuditRow(card_id=card_id, actor=actor, action="note", new_value=note))
+            log.info("card %s status %s -> %s by=%s", card_id, old, status, actor)
+            return card.version
+
+    def mark_exported(self, card_ids: Iterable[int], *, actor: str, export_file: str) -> int:
+        """Move approved cards to ``exported``; returns how many moved."""
+        moved = 0
+        with self.session() as session:
+            for card_id in card_ids:
+                result = session.execute(
+                    update(CardRow)
+                    .where(CardRow.id == card_id, CardRow.status == CardStatus.APPROVED)
+                    .values(status=CardStatus.EXPORTED, version=CardRow.version + 1, updated_at=_now())
+                )
+                if result.rowcount == 1:
+                    moved += 1
+                    session.add(
+                        AuditRow(
+                            card_id=card_id,
+                            actor=actor,
+                            action="status",
+                            old_value=CardStatus.APPROVED,
+                            new_value=CardStatus.EXPORTED,
+                        )
+                    )
+                    session.add(AuditRow(card_id=card_id, actor=actor, action="export", new_value=export_file))
+        log.info("cards exported count=%d", moved)
+        return moved
+
+
+def _field_row(card_id: int, position: int, key: str, result: FieldResult) -> FieldRow:
+    return FieldRow(
+        card_id=card_id,
+        position=position,
+        key=key,
+        raw_text=result.raw_text,
+        value=result.value,
+        confidence=result.confidence,
+        engine=result.engine,
+        box=list(result.box) if result.box else None,
+        needs_review=result.needs_review,
+        reason=result.reason,
+        reason_codes=list(result.reason_codes),
+    )
+
+
+def _detail(card: CardRow) -> CardDetail:
+    return CardDetail(
+        id=card.id,
+        batch=card.batch.name,
+        status=CardStatus(card.status),
+        card_type=card.card_type,
+        template=card.template,
+        source=card.scan.source,
+        page=card.scan.page,
+        version=card.version,
+        rotation_deg=card.rotation_deg,
+        original_image=card.scan.image_path,
+        straight_image=card.straight_image_path,
+        full_text=card.full_text,
+        card_reasons=list(card.card_reasons or []),
+        fields={row.key: row.to_result() for row in card.fields},
+        created_at=card.created_at,
+        updated_at=card.updated_at,
+    )
+
