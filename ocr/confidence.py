@@ -14,10 +14,22 @@ from models.card_type import FieldSpec
 from ocr.recognize import BLANK_INK_RATIO, ZoneRead
 from ocr.validate import Problem
 
-__all__ = ["BLANK_CONFIDENCE", "decide"]
+__all__ = ["BLANK_CONFIDENCE", "MACHINE_CODES", "decide", "machine_reason"]
 
 # Confidence given to "this zone is blank" when it has almost no ink.
 BLANK_CONFIDENCE = 0.99
+
+# Doubts of the machine itself, as opposed to rule problems: a person clears them by touching the field.
+MACHINE_CODES = ("no_zone", "unreadable", "low_confidence")
+
+
+def machine_reason(code: str, confidence: float, threshold: float) -> str:
+    """Return the Chinese reason a reviewer reads for one of :data:`MACHINE_CODES`."""
+    if code == "no_zone":
+        return "模板中没有此字段的位置，请人工填写。"
+    if code == "unreadable":
+        return "此处有笔迹，但未能识别，请对照原图填写。"
+    return f"识别置信度 {confidence:.2f} 低于阈值 {threshold:.2f}，请核对。"
 
 
 def decide(spec: FieldSpec, read: ZoneRead | None, value: str, problems: Sequence[Problem]) -> FieldResult:
@@ -25,23 +37,21 @@ def decide(spec: FieldSpec, read: ZoneRead | None, value: str, problems: Sequenc
     codes = [p.code for p in problems]
     reasons = [p.message_zh for p in problems]
 
+    machine: str | None = None
     if read is None:
         confidence = 0.0
-        codes.append("no_zone")
-        reasons.append("模板中没有此字段的位置，请人工填写。")
+        machine = "no_zone"
     elif not read.raw_text.strip():
-        if read.ink >= BLANK_INK_RATIO:
-            confidence = 0.0
-            codes.append("unreadable")
-            reasons.append("此处有笔迹，但未能识别，请对照原图填写。")
-        else:
-            confidence = BLANK_CONFIDENCE
+        blank = read.ink < BLANK_INK_RATIO
+        confidence = BLANK_CONFIDENCE if blank else 0.0
+        machine = None if blank else "unreadable"
     else:
         confidence = read.score
-
-    if confidence < spec.threshold and "unreadable" not in codes and "no_zone" not in codes:
-        codes.append("low_confidence")
-        reasons.append(f"识别置信度 {confidence:.2f} 低于阈值 {spec.threshold:.2f}，请核对。")
+    if machine is None and confidence < spec.threshold:
+        machine = "low_confidence"
+    if machine is not None:
+        codes.insert(0, machine)
+        reasons.insert(0, machine_reason(machine, confidence, spec.threshold))
 
     return FieldResult(
         key=spec.key,

@@ -179,6 +179,7 @@ class Store:
         self.image_dir = self.data_dir / "images"
 
         # Create the folders owner-only: they hold scans with personal data.
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.image_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.url.startswith("sqlite:///"):
             db_file = Path(self.url.removeprefix("sqlite:///"))
@@ -409,12 +410,14 @@ class Store:
                 row = rows.get(key)
                 if row is None:
                     raise StoreError(f"卡片 {card_id} 没有字段 {key}。", f"card {card_id} has no field {key}")
-                if row.value != result.value:
+                # A changed value is a correction; an unchanged value cleared of its flag is a confirmation.
+                changed = row.value != result.value
+                if changed or (row.needs_review and not result.needs_review):
                     session.add(
                         AuditRow(
                             card_id=card_id,
                             actor=actor,
-                            action=action,
+                            action=action if changed else "confirm",
                             field_key=key,
                             old_value=row.value,
                             new_value=result.value,

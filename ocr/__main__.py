@@ -1,0 +1,5 @@
+"""Entry point of ``python -m ocr``."""
+
+from ocr.cli import main
+
+main()

@@ -1,0 +1,295 @@
+"""Command line: ``python -m ocr COMMAND``. Messages are Chinese unless ``--lang en`` is given."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ocr.errors import CardCaptureError, ExitCode
+
+__all__ = ["app", "main"]
+
+log = logging.getLogger(__name__)
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="户卡识别：把扫描的住宿登记卡变成经过校验的记录。 / Scanned guest registration cards to checked records.",
+)
+
+_state = {"lang": os.environ.get("HUKA_LANG", "zh")}
+
+DbOption = Annotated[
+    Optional[str],
+    typer.Option("--db", help="数据库地址，默认 sqlite:///<数据目录>/cards.db / database URL"),
+]
+DataDirOption = Annotated[
+    Optional[Path],
+    typer.Option("--data-dir", help="数据目录（数据库与扫描图像），默认 ./ocr-data / data folder"),
+]
+EngineOption = Annotated[
+    str, typer.Option("--engine", help="识别引擎：rapidocr（默认）或 tesseract / OCR engine")
+]
+TemplatesOption = Annotated[
+    Optional[list[Path]],
+    typer.Option("--templates", help="额外的模板目录，可多次指定 / extra template folder"),
+]
+DpiOption = Annotated[int, typer.Option("--dpi", help="PDF 页面渲染分辨率（dpi）/ PDF render resolution")]
+
+
+def say(zh: str, en: str) -> None:
+    """Print a user message in the chosen language."""
+    typer.echo(en if _state["lang"] == "en" else zh)
+
+
+def warn(zh: str, en: str) -> None:
+    typer.echo(en if _state["lang"] == "en" else zh, err=True)
+
+
+@app.callback()
+def _options(
+    lang: Annotated[str, typer.Option("--lang", help="界面语言 zh 或 en / message language")] = _state["lang"],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="输出处理日志 / show progress logs")] = False,
+) -> None:
+    _state["lang"] = "en" if lang.lower().startswith("en") else "zh"
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _store(db: str | None, data_dir: Path | None):
+    from ocr.store import Store
+
+    return Store(url=db, data_dir=data_dir)
+
+
+def _report_failures(report) -> None:
+    for failure in report.failures:
+        warn(failure.message("zh"), failure.message("en"))
+
+
+def _progress():
+    """Return a per-page callback that prints the file name and page of each page read, on stderr."""
+    from ocr.ingest import IngestFailure
+
+    counter = {"n": 0}
+
+    def on_page(item) -> None:
+        counter["n"] += 1
+        if isinstance(item, IngestFailure):
+            return
+        typer.echo(f"[{counter['n']}] {Path(item.source).name} p{item.page}", err=True)
+
+    return on_page
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="扫描文件或文件夹 / scan files or folders")],
+    batch: Annotated[Optional[str], typer.Option("--batch", help="批次名，默认今天的日期 / batch name")] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    engine: EngineOption = "rapidocr",
+    templates: TemplatesOption = None,
+    dpi: DpiOption = 200,
+) -> None:
+    """读取扫描件，识别并入库。 / Read scans into the store."""
+    from ocr.pipeline import ingest_paths
+
+    store = _store(db, data_dir)
+    batch_name = batch or date.today().isoformat()
+    report = ingest_paths(
+        paths,
+        store,
+        batch=batch_name,
+        engine_name=engine,
+        template_dirs=[str(t) for t in templates or []],
+        pdf_dpi=dpi,
+        on_page=_progress(),
+    )
+    _report_failures(report)
+    say(
+        f"批次 {batch_name}：处理 {report.pages} 页，新入库 {report.stored} 张，重复跳过 {report.duplicates} 张，"
+        f"待审核 {report.needs_review} 张，未识别类型 {report.unknown} 张，读取失败 {len(report.failures)} 个。",
+        f"batch {batch_name}: {report.pages} pages, {report.stored} stored, {report.duplicates} duplicates skipped, "
+        f"{report.needs_review} need review, {report.unknown} unknown type, {len(report.failures)} failed",
+    )
+    if report.failures:
+        raise typer.Exit(ExitCode.PARTIAL)
+
+
+@app.command()
+def extract(
+    paths: Annotated[list[Path], typer.Argument(help="扫描文件或文件夹 / scan files or folders")],
+    out: Annotated[Path, typer.Option("--out", help="输出 JSON 的目录 / output folder")],
+    engine: EngineOption = "rapidocr",
+    templates: TemplatesOption = None,
+    dpi: DpiOption = 200,
+) -> None:
+    """识别扫描件，每张卡写一个 JSON，不入库。 / Write one JSON per card; store nothing."""
+    from ocr.pipeline import extract_paths
+
+    report = extract_paths(
+        paths,
+        out,
+        engine_name=engine,
+        template_dirs=[str(t) for t in templates or []],
+        pdf_dpi=dpi,
+        on_page=_progress(),
+    )
+    _report_failures(report)
+    say(
+        f"已写出 {report.stored} 个 JSON 到 {out}（待审核 {report.needs_review}，未识别类型 {report.unknown}，"
+        f"读取失败 {len(report.failures)}）。",
+        f"wrote {report.stored} JSON files to {out} ({report.needs_review} need review, "
+        f"{report.unknown} unknown type, {len(report.failures)} failed)",
+    )
+    if report.failures:
+        raise typer.Exit(ExitCode.PARTIAL)
+
+
+@app.command()
+def status(
+    batch: Annotated[Optional[str], typer.Option("--batch", help="只看此批次 / only this batch")] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """查看各批次卡片的状态。 / Show card counts per batch and state."""
+    from models.card import CardStatus
+
+    store = _store(db, data_dir)
+    batches = [b for b in store.list_batches() if batch is None or b.name == batch]
+    if not batches:
+        say("没有批次。先运行 ingest 或 demo。", "no batches yet; run ingest or demo first")
+        return
+    labels = {
+        CardStatus.NEEDS_REVIEW: ("待审核", "needs review"),
+        CardStatus.AUTO_ACCEPTED: ("自动通过", "auto-accepted"),
+        CardStatus.APPROVED: ("已审核", "approved"),
+        CardStatus.REJECTED: ("已退回", "rejected"),
+        CardStatus.EXPORTED: ("已导出", "exported"),
+    }
+    for summary in batches:
+        zh = "，".join(f"{labels[s][0]} {summary.counts.get(str(s), 0)}" for s in labels)
+        en = ", ".join(f"{labels[s][1]} {summary.counts.get(str(s), 0)}" for s in labels)
+        say(f"{summary.name}：共 {summary.total} 张；{zh}", f"{summary.name}: {summary.total} cards; {en}")
+
+
+@app.command()
+def export(
+    batch: Annotated[str, typer.Option("--batch", help="要导出的批次 / batch to export")],
+    fmt: Annotated[str, typer.Option("--format", help="csv 或 jsonl")] = "csv",
+    out: Annotated[Path, typer.Option("--out", help="输出目录 / output folder")] = Path("export"),
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    only_approved: Annotated[
+        bool, typer.Option("--only-approved", help="不导出自动通过、未经人工审核的卡片 / skip auto-accepted cards")
+    ] = False,
+) -> None:
+    """导出批次中已审核的卡片。 / Export a batch's approved cards."""
+    from ocr.export import export_batch
+
+    store = _store(db, data_dir)
+    files = export_batch(
+        store, batch, fmt, out, actor=os.environ.get("USER", "cli"), include_auto_accepted=not only_approved
+    )
+    for path in files:
+        say(f"已导出：{path}", f"exported: {path}")
+
+
+@app.command()
+def review(
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    host: Annotated[str, typer.Option("--host", help="监听地址 / address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="端口 / port")] = 8501,
+) -> None:
+    """启动审核界面（Streamlit）。 / Start the review app."""
+    from ocr.store import default_data_dir, default_db_url
+
+    folder = data_dir or default_data_dir()
+    url = db or default_db_url(folder)
+    app_file = Path(__file__).resolve().parent.parent / "review_app" / "app.py"
+    env = dict(os.environ, HUKA_DB_URL=url, HUKA_DATA_DIR=str(folder))
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_file),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--global.developmentMode",
+        "false",
+    ]
+    say(f"审核界面：http://{host}:{port}  （Ctrl+C 退出）", f"review app: http://{host}:{port} (Ctrl+C to stop)")
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="数据目录 / data folder")] = Path("ocr-data"),
+    out: Annotated[Path, typer.Option("--out", help="导出目录 / export folder")] = Path("export"),
+    engine: EngineOption = "rapidocr",
+) -> None:
+    """用随附的样例卡片跑通整个流程：识别、入库、导出。 / Run the bundled sample cards end to end."""
+    from ocr.export import ExportError, export_batch
+    from ocr.pipeline import ingest_paths
+    from sample_cards import SAMPLES_DIR
+
+    store = _store(None, data_dir)
+    say(f"识别样例卡片：{SAMPLES_DIR}", f"reading the sample cards in {SAMPLES_DIR}")
+    report = ingest_paths([SAMPLES_DIR], store, batch="demo", engine_name=engine, on_page=_progress())
+    _report_failures(report)
+    say(
+        f"入库 {report.stored} 张（重复跳过 {report.duplicates}），其中 {report.needs_review} 张有字段待审核。",
+        f"stored {report.stored} cards ({report.duplicates} duplicates skipped); {report.needs_review} need review",
+    )
+    try:
+        files = export_batch(store, "demo", "csv", out, actor="demo")
+    except ExportError as exc:
+        warn(exc.message_zh, exc.message_en)
+        files = []
+    for path in files:
+        say(f"已导出自动通过的卡片：{path}", f"exported the auto-accepted cards: {path}")
+    say(
+        f"下一步：python -m ocr review --data-dir {data_dir}  审核其余卡片，然后 python -m ocr export --batch demo "
+        f"--data-dir {data_dir}",
+        f"next: python -m ocr review --data-dir {data_dir} to review the rest, then python -m ocr export --batch demo "
+        f"--data-dir {data_dir}",
+    )
+
+
+def main() -> None:
+    """Run the command line, turning product errors into their message and exit code."""
+    try:
+        code = app(standalone_mode=False)
+    except CardCaptureError as exc:
+        typer.echo(exc.message(_state["lang"]), err=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - click usage errors arrive as ClickException
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,288 @@
+"""The pipeline: one scanned page in, one checked card out.
+
+A card goes through the stages in this order, each in its own module:
+ingest → prepare (orientation, deskew) → layout (card type, alignment) →
+recognize (OCR of field zones) → normalize and validate → confidence → store.
+:func:`process_page` runs the stages from prepare to confidence for one page;
+:func:`ingest_paths` and :func:`extract_paths` run it over a stack of files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.card import Extraction, FieldResult
+from models.card_type import UNKNOWN_CARD_TYPE
+from ocr.confidence import decide
+from ocr.engines import OcrEngine, TextLine, get_engine
+from ocr.ingest import IngestFailure, Page, iter_pages
+from ocr.layout import LayoutMatch, match_layout
+from ocr.normalize import normalize_value
+from ocr.prepare import apply_quarter_turn, prepare, quality_problems
+from ocr.recognize import read_fields
+from ocr.registry import Registry, load_registry
+from ocr.store import Store
+from ocr.validate import validate_card
+
+__all__ = ["PageResult", "RunReport", "extract_paths", "ingest_paths", "process_page"]
+
+log = logging.getLogger(__name__)
+
+# Alignment residual, as a share of card height, above which the whole card goes to review.
+MAX_LAYOUT_RESIDUAL = 0.02
+
+
+@dataclass
+class PageResult:
+    """A processed page: the extraction and the straightened image (H x W x 3 BGR)."""
+
+    extraction: Extraction
+    straight_image: np.ndarray
+
+
+@dataclass
+class RunReport:
+    """Counts and failures of one run over a stack of files."""
+
+    pages: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    needs_review: int = 0
+    unknown: int = 0
+    failures: list[IngestFailure] = field(default_factory=list)
+    card_ids: list[int] = field(default_factory=list)
+
+
+def _normalize_angle(degrees: float) -> float:
+    """Return the same angle in (-180, 180]."""
+    angle = math.fmod(degrees, 360.0)
+    if angle <= -180.0:
+        angle += 360.0
+    elif angle > 180.0:
+        angle -= 360.0
+    return angle
+
+
+def _rotate_lines_180(lines: list[TextLine], width: int, height: int) -> list[TextLine]:
+    """Return the lines as they sit after the image is turned by 180 degrees."""
+    turned = []
+    for line in lines:
+        points = np.stack([width - 1 - line.points[:, 0], height - 1 - line.points[:, 1]], axis=1)
+        # Keep the first corner the text's top-left: after the turn it is the old bottom-right.
+        turned.append(TextLine(line.text, line.score, np.roll(points, 2, axis=0).astype(np.float32)))
+    return turned
+
+
+def _full_text(lines: list[TextLine]) -> str:
+    """Return the page's text in reading order, one OCR line per row."""
+    if not lines:
+        return ""
+    heights = [line.bbox[3] - line.bbox[1] for line in lines]
+    row = max(1.0, float(np.median(heights)))
+    ordered = sorted(lines, key=lambda line: (round(line.center[1] / row), line.bbox[0]))
+    return "\n".join(line.text for line in ordered)
+
+
+def _locate(image: np.ndarray, candidates: list[int], engine: OcrEngine, registry: Registry):
+    """Try the quarter turns in order; return (upright image, its OCR lines, layout match, quarter turn)."""
+    best = None
+    for quarter in candidates:
+        turned = apply_quarter_turn(image, quarter)
+        lines = engine.read_page(turned)
+        match = match_layout(lines, registry)
+
+        # Line-direction models read an upside-down page too; the fitted layout then shows a half turn.
+        if match.transform is not None and abs(match.rotation_deg) > 135:
+            height, width = turned.shape[:2]
+            turned = cv2.rotate(turned, cv2.ROTATE_180)
+            lines = _rotate_lines_180(lines, width, height)
+            match = match_layout(lines, registry)
+            quarter = (quarter + 180) % 360
+
+        if best is None or match.score > best[2].score:
+            best = (turned, lines, match, quarter)
+        if match.card_type != UNKNOWN_CARD_TYPE:
+            break
+    assert best is not None
+    return best
+
+
+def process_page(
+    page: Page,
+    *,
+    engine: OcrEngine | None = None,
+    registry: Registry | None = None,
+) -> PageResult:
+    """Run one page through prepare, layout, recognize, normalise, validate and confidence."""
+    engine = engine or get_engine("rapidocr")
+    registry = registry or load_registry()
+
+    # Prepare: crop the scanner border, remove skew, find the text direction.
+    prepared = prepare(page.image)
+    gray = cv2.cvtColor(prepared.image, cv2.COLOR_BGR2GRAY)
+    quality = quality_problems(gray)
+
+    # Layout: OCR the page, pick the quarter turn and template that fit, align to it.
+    image, lines, match, quarter = _locate(prepared.image, prepared.quarter_turn_candidates, engine, registry)
+    # The image was turned counter-clockwise by skew + quarter (+ the fit's remainder) to stand upright,
+    # so the content had been turned clockwise by as much: report that as a negative angle.
+    residual_turn = -match.rotation_deg if match.transform is not None else 0.0
+    rotation = _normalize_angle(-(prepared.skew_deg + quarter) + residual_turn)
+
+    card_reasons = [message_zh for _code, message_zh, _en in quality]
+    card_reasons += match.reasons
+    fields: dict[str, FieldResult] = {}
+
+    if match.card_type != UNKNOWN_CARD_TYPE:
+        spec = registry.card_type(match.card_type)
+        if match.residual > MAX_LAYOUT_RESIDUAL:
+            card_reasons.append(
+                f"版式对齐误差较大（{match.residual:.1%} 卡高），字段位置可能不准，请核对整张卡片。"
+            )
+
+        # Recognize: OCR of every value zone.
+        reads = read_fields(image, match, spec, engine)
+
+        # Normalise and validate: clean values, then per-field and cross-field rules.
+        values = {key: normalize_value(spec.field(key).kind, read.raw_text) for key, read in reads.items()}
+        for key in spec.keys:
+            values.setdefault(key, "")
+        problems = validate_card(spec, values)
+
+        # Confidence: decide which fields a person must check, and why.
+        for field_spec in spec.fields:
+            fields[field_spec.key] = decide(
+                field_spec, reads.get(field_spec.key), values[field_spec.key], problems.get(field_spec.key, [])
+            )
+
+    extraction = Extraction(
+        source=str(page.source),
+        page=page.page,
+        card_type=match.card_type,
+        template=match.template.name if match.template else None,
+        rotation_deg=rotation,
+        fields=fields,
+        full_text=_full_text(lines),
+        card_reasons=card_reasons,
+    )
+    flagged = sum(1 for f in fields.values() if f.needs_review)
+    log.info(
+        "page processed page=%s card_type=%s fields=%d flagged=%d rotation=%.1f",
+        page.key[:12],
+        match.card_type,
+        len(fields),
+        flagged,
+        rotation,
+    )
+    return PageResult(extraction=extraction, straight_image=image)
+
+
+def _png(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return data.tobytes()
+
+
+def ingest_paths(
+    paths: Iterable[str | Path],
+    store: Store,
+    *,
+    batch: str,
+    engine_name: str = "rapidocr",
+    template_dirs: Iterable[str] = (),
+    pdf_dpi: int = 200,
+    on_page: Callable[[Page | IngestFailure], None] | None = None,
+) -> RunReport:
+    """Read every page of the given files and folders into ``store`` under ``batch``.
+
+    A page whose content is stored already is skipped; a file that cannot be read
+    is reported in the result and the rest go on.
+    """
+    engine = get_engine(engine_name)
+    registry = load_registry(tuple(template_dirs))
+    report = RunReport()
+
+    for item in iter_pages(paths, pdf_dpi=pdf_dpi):
+        if on_page is not None:
+            on_page(item)
+        if isinstance(item, IngestFailure):
+            report.failures.append(item)
+            continue
+        report.pages += 1
+
+        # A file scanned twice has the same content key: keep the first card only.
+        existing = store.find_scan(item.key)
+        if existing is not None:
+            report.duplicates += 1
+            log.info("page skipped as duplicate page=%s card=%s", item.key[:12], existing)
+            continue
+
+        result = process_page(item, engine=engine, registry=registry)
+        card_id = store.add_card(
+            batch=batch,
+            content_key=item.key,
+            extraction=result.extraction,
+            original_png=_png(item.image),
+            straight_png=_png(result.straight_image),
+        )
+        report.stored += 1
+        report.card_ids.append(card_id)
+        report.needs_review += int(result.extraction.needs_review)
+        report.unknown += int(result.extraction.card_type == UNKNOWN_CARD_TYPE)
+    log.info(
+        "ingest finished batch=%s pages=%d stored=%d duplicates=%d failed=%d",
+        batch,
+        report.pages,
+        report.stored,
+        report.duplicates,
+        len(report.failures),
+    )
+    return report
+
+
+def output_name(page: Page) -> str:
+    """Return the JSON file name for a page: ``<stem>.json``, or ``<stem>_p<N>.json`` in a multi-page file."""
+    stem = Path(page.source).stem
+    return f"{stem}_p{page.page}.json" if page.page_count > 1 else f"{stem}.json"
+
+
+def extract_paths(
+    paths: Iterable[str | Path],
+    out_dir: Path,
+    *,
+    engine_name: str = "rapidocr",
+    template_dirs: Iterable[str] = (),
+    pdf_dpi: int = 200,
+    on_page: Callable[[Page | IngestFailure], None] | None = None,
+) -> RunReport:
+    """Write one JSON per page to ``out_dir`` and store nothing."""
+    engine = get_engine(engine_name)
+    registry = load_registry(tuple(template_dirs))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = RunReport()
+
+    for item in iter_pages(paths, pdf_dpi=pdf_dpi):
+        if on_page is not None:
+            on_page(item)
+        if isinstance(item, IngestFailure):
+            report.failures.append(item)
+            continue
+        report.pages += 1
+        result = process_page(item, engine=engine, registry=registry)
+        target = out_dir / output_name(item)
+        target.write_text(
+            json.dumps(result.extraction.to_output(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        report.stored += 1
+        report.needs_review += int(result.extraction.needs_review)
+        report.unknown += int(result.extraction.card_type == UNKNOWN_CARD_TYPE)
+    return report
