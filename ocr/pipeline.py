@@ -132,10 +132,10 @@ def process_page(
 
     # Layout: OCR the page, pick the quarter turn and template that fit, align to it.
     image, lines, match, quarter = _locate(prepared.image, prepared.quarter_turn_candidates, engine, registry)
-    # The image was turned counter-clockwise by skew + quarter (+ the fit's remainder) to stand upright,
-    # so the content had been turned clockwise by as much: report that as a negative angle.
+    # The fit's rotation is clockwise on screen (image y points down), so the content still
+    # leans counter-clockwise by its negative after deskew and the quarter turn.
     residual_turn = -match.rotation_deg if match.transform is not None else 0.0
-    rotation = _normalize_angle(-(prepared.skew_deg + quarter) + residual_turn)
+    rotation = _normalize_angle(prepared.content_rotation_deg(quarter) + residual_turn)
 
     card_reasons = [message_zh for _code, message_zh, _en in quality]
     card_reasons += match.reasons
