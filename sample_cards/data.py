@@ -90,7 +90,7 @@ RECEIVING_UNITS = (
 COUNTRIES: dict[str, dict] = {
     "USA": {"en": "UNITED STATES", "zh": "美国", "weight": 12, "names": "english", "passport": ("DDDDDDDDD", "LDDDDDDDD")},
     "JPN": {"en": "JAPAN", "zh": "日本", "weight": 12, "names": "japanese", "passport": ("LLDDDDDDD",)},
-    "KOR": {"en": "KOREA", "zh": "韩国", "weight": 12, "names": "korean", "passport": ("MDDDDDDDD", "MDDDLDDDD")},
+    "KOR": {"en": "REPUBLIC OF KOREA", "zh": "韩国", "weight": 12, "names": "korean", "passport": ("MDDDDDDDD", "MDDDLDDDD")},
     "DEU": {"en": "GERMANY", "zh": "德国", "weight": 7, "names": "german", "passport": ("CAAAAAAAA",)},
     "GBR": {"en": "UNITED KINGDOM", "zh": "英国", "weight": 6, "names": "english", "passport": ("DDDDDDDDD",)},
     "FRA": {"en": "FRANCE", "zh": "法国", "weight": 6, "names": "french", "passport": ("DDLLDDDDD",)},

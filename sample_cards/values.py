@@ -68,7 +68,8 @@ PURPOSE_BY_VISA = {
 
 DOCUMENT_TYPE_WRITTEN = {
     "passport": (("护照", 50), ("PASSPORT", 35), ("Passport", 15)),
-    "hk_macao_permit": (("港澳居民来往内地通行证", 40), ("回乡证", 30), ("港澳通行证", 30)),
+    # Not "港澳通行证": that name usually means the mainland residents' permit for visiting HK and Macao.
+    "hk_macao_permit": (("港澳居民来往内地通行证", 55), ("回乡证", 45)),
     "taiwan_permit": (("台湾居民来往大陆通行证", 40), ("台胞证", 60)),
     "permanent_residence_id": (("外国人永久居留身份证", 60), ("永久居留身份证", 40)),
 }
@@ -77,9 +78,9 @@ VISA_TYPE_WRITTEN = {
     "RESIDENCE": (("居留许可", 70), ("RESIDENCE", 30)),
     "GROUP": (("团体签证", 60), ("团签", 40)),
 }
+# A temporary resident ID carries the same 18-character number, so it counts as resident_id.
 ID_TYPE_WRITTEN = {
-    "resident_id": (("居民身份证", 60), ("身份证", 40)),
-    "other": (("临时身份证", 100),),
+    "resident_id": (("居民身份证", 58), ("身份证", 38), ("临时身份证", 4)),
 }
 
 # ISO 3166-1 numeric codes, used in the 18-digit permanent-residence ID.
@@ -376,7 +377,9 @@ def _domestic_values(rng: random.Random) -> tuple[dict[str, str], dict[str, date
         "name": _chinese_name(rng, sex),
         "sex": sex,
         "ethnicity": _weighted(rng, data.ETHNICITIES),
-        "id_type": "other" if rng.random() < 0.04 else "resident_id",
+        # NOTE: "other" documents (passport, officer's ID) are never generated because the
+        # id_number field is checked as an 18-character resident ID.
+        "id_type": "resident_id",
         "id_number": id_number,
         "address": region_name + _street_address(rng),
         "room_number": _room_number(rng),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ocr.normalize import normalize_fields
 from ocr.registry import load_registry
 from sample_cards import generate_card, generate_stack
 from sample_cards import fonts as fonts_module
@@ -185,6 +186,15 @@ def test_written_forms_agree_with_truth(card_type, truths):
         else:
             assert written["surname"].upper() == fields["surname"]
             assert written["document_number"] == fields["document_number"]
+
+
+@pytest.mark.parametrize("card_type", CARD_TYPES)
+def test_written_forms_normalise_to_truth(card_type, truths, registry):
+    spec = registry.card_type(card_type)
+    for truth in truths[card_type]:
+        normalised = normalize_fields(spec, truth["written"], day_first=card_type == "foreign_guest")
+        for key, value in truth["fields"].items():
+            assert normalised.get(key, "") == value, (key, truth["written"][key])
 
 
 @pytest.mark.parametrize("card_type", CARD_TYPES)
