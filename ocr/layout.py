@@ -2,7 +2,7 @@
 
 The printed title and field labels found by page OCR are matched to each
 template's label text; a similarity transform (scale, rotation, shift) fitted
-with RANSAC from the template's label corners to the found ones maps every
+with RANSAC from the template's label centres to the found ones maps every
 field zone onto the scan. The template whose labels fit best names the card
 type; a page that fits no template well enough is ``unknown``.
 """
@@ -92,7 +92,7 @@ def _template_size(template: Template) -> tuple[float, float]:
 def _match_anchors(
     template: Template, lines: list[TextLine]
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """Pair the template's label corners with the top-left corners of OCR lines that carry the label."""
+    """Pair the centres of the template's label boxes with the centres of OCR lines that carry the label."""
     width, height = _template_size(template)
     candidates = []
     for anchor_index, (label, box) in enumerate(_anchors(template)):
@@ -111,10 +111,11 @@ def _match_anchors(
             continue
         used_anchors.add(anchor_index)
         used_lines.add(line_index)
-        template_points.append((box.x0 * width, box.y0 * height))
-        # The first corner of an OCR box is the text's top-left as read, even on a turned page.
-        corner = lines[line_index].points[0]
-        image_points.append((float(corner[0]), float(corner[1])))
+        # Centres, not corners: labels may be centred or left-aligned in their box, and the offset of
+        # the Chinese line from the box centre is the same for every label, so the fit absorbs it.
+        center_x, center_y = box.center
+        template_points.append((center_x * width, center_y * height))
+        image_points.append(lines[line_index].center)
     return template_points, image_points
 
 

@@ -67,6 +67,9 @@ _DIGITS = re.compile(r"[0-9]+")
 _LATIN_NAME = re.compile(r"[A-Z][A-Z' \-]*")
 _CAPITALS_AND_DIGITS = re.compile(r"[A-Z0-9]+")
 _GENERIC_DOCUMENT_NUMBER = re.compile(r"[A-Z0-9]{5,17}")
+# Any document the card allows: up to 18 characters for the permanent-residence card issued since 2023-12-01.
+# The document-type-specific format is checked by the cross-field rule.
+_ANY_DOCUMENT_NUMBER = re.compile(r"[A-Z0-9]{5,18}")
 _RESIDENT_ID = re.compile(r"[0-9]{17}[0-9X]")
 _HK_MACAO_PERMIT = re.compile(r"[HM][0-9]{8}(?:[0-9]{2})?")
 _TAIWAN_PERMIT = re.compile(r"[0-9]{8}(?:[0-9]{2})?")
@@ -261,14 +264,14 @@ def _check_document_type(spec: FieldSpec, value: str, today: datetime.date) -> l
 
 
 def _check_document_number(spec: FieldSpec, value: str, today: datetime.date) -> list[Problem]:
-    if _GENERIC_DOCUMENT_NUMBER.fullmatch(value):
+    if _ANY_DOCUMENT_NUMBER.fullmatch(value):
         return []
     return [
         Problem(
             "invalid_document_number",
             spec.key,
-            f"{spec.label_zh}应为 5–17 位大写字母或数字，请核对原卡",
-            f"{spec.label_en} must be 5-17 capitals or digits; check the card",
+            f"{spec.label_zh}应为 5–18 位大写字母或数字，请核对原卡",
+            f"{spec.label_en} must be 5-18 capitals or digits; check the card",
         )
     ]
 

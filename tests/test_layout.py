@@ -27,7 +27,8 @@ def _label_lines(template_name: str, scale: float, angle_deg: float, shift: tupl
     for spec in template.fields:
         if spec.label_box is None:
             continue
-        x0, y0 = spec.label_box.x0 * width, spec.label_box.y0 * height
+        center_x, center_y = spec.label_box.center
+        x0, y0 = center_x * width - 30, center_y * height - 10
         corners = [move(x0, y0), move(x0 + 60, y0), move(x0 + 60, y0 + 20), move(x0, y0 + 20)]
         lines.append(TextLine(" ".join(spec.label_text), 0.95, np.array(corners, dtype=np.float32)))
     title = template.title_box
