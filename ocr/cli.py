@@ -235,6 +235,8 @@ def review(
         "false",
         "--global.developmentMode",
         "false",
+        "--client.toolbarMode",
+        "minimal",
     ]
     say(f"审核界面：http://{host}:{port}  （Ctrl+C 退出）", f"review app: http://{host}:{port} (Ctrl+C to stop)")
     raise typer.Exit(subprocess.call(command, env=env))

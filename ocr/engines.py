@@ -117,10 +117,13 @@ class RapidOcrEngine:
         if threads:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)
         self._ocr = RapidOCR(params=params)
+        # Field zones are small crops: the page setting (shorter side scaled up to at least 736 px)
+        # would enlarge a 100 x 500 crop about sevenfold, so zones keep their size up to 960 px.
+        self._zone_ocr = RapidOCR(params={**params, "Det.limit_type": "max", "Det.limit_side_len": 960})
         log.info("rapidocr engine ready models=%s,%s", det[-1].name, rec[-1].name)
 
-    def read_page(self, image: np.ndarray) -> list[TextLine]:
-        result = self._ocr(image, use_det=True, use_cls=True, use_rec=True)
+    @staticmethod
+    def _lines(result) -> list[TextLine]:
         if result.txts is None:
             return []
         return [
@@ -128,14 +131,17 @@ class RapidOcrEngine:
             for text, score, box in zip(result.txts, result.scores, result.boxes)
         ]
 
+    def read_page(self, image: np.ndarray) -> list[TextLine]:
+        return self._lines(self._ocr(image, use_det=True, use_cls=True, use_rec=True))
+
     def read_zone(self, image: np.ndarray) -> list[TextLine]:
         # Detection first, because a value may be offset in its cell or wrap onto two lines.
-        lines = self.read_page(image)
+        lines = self._lines(self._zone_ocr(image, use_det=True, use_cls=False, use_rec=True))
         if lines:
             return lines
 
         # Faint or tiny writing can escape detection: recognise the whole crop as one line.
-        result = self._ocr(image, use_det=False, use_cls=False, use_rec=True)
+        result = self._zone_ocr(image, use_det=False, use_cls=False, use_rec=True)
         text = (result.txts or ("",))[0]
         score = float((result.scores or (0.0,))[0])
         if not text.strip():

@@ -1,5 +1,5 @@
 """Synthetic registration-card scans with truth, drawn from the card templates."""
 
-from sample_cards.generate import generate_card, generate_stack, make_samples
+from sample_cards.generate import SAMPLES_DIR, generate_card, generate_stack, make_samples
 
-__all__ = ["generate_card", "generate_stack", "make_samples"]
+__all__ = ["SAMPLES_DIR", "generate_card", "generate_stack", "make_samples"]
