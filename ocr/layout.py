@@ -23,7 +23,7 @@ from models.template import Box, Template
 from ocr.engines import TextLine
 from ocr.registry import Registry
 
-__all__ = ["LayoutMatch", "TEMPLATE_HEIGHT", "match_layout", "zone_rect"]
+__all__ = ["GENERIC_LABELS", "LabelledValue", "LayoutMatch", "TEMPLATE_HEIGHT", "match_layout", "read_labelled_values", "zone_rect"]
 
 log = logging.getLogger(__name__)
 
@@ -236,3 +236,106 @@ def zone_rect(
     y0 = int(np.clip(mapped[:, 1].min(), 0, image_height - 1))
     y1 = int(np.clip(mapped[:, 1].max(), 1, image_height))
     return x0, y0, x1, y1
+
+
+# Printed labels that many forms share, for reading a page that matches no template.
+# Each maps to the card specification's key; the English ones are matched without case.
+GENERIC_LABELS: dict[str, str] = {
+    "姓名": "name",
+    "性别": "sex",
+    "出生日期": "date_of_birth",
+    "国籍": "nationality",
+    "民族": "ethnicity",
+    "身份证号码": "id_number",
+    "证件号码": "id_number",
+    "护照号码": "document_number",
+    "住址": "address",
+    "地址": "address",
+    "name": "name",
+    "sex": "sex",
+    "date of birth": "date_of_birth",
+    "nationality": "nationality",
+    "passport no": "document_number",
+    "address": "address",
+}
+# A label may follow this many other characters on its line ("邮政地址" ends with "地址").
+_MAX_LABEL_PREFIX = 4
+
+
+@dataclass(frozen=True)
+class LabelledValue:
+    """A value found beside a printed label on a page of unknown layout."""
+
+    key: str
+    label: str
+    line: TextLine
+
+
+def _split_label(text: str) -> tuple[str, str] | None:
+    """Return (label, rest of the line) when the line carries a generic label near its start."""
+    compact = re.sub(r"\s+", " ", text).strip()
+    lowered = compact.lower()
+    for label in sorted(GENERIC_LABELS, key=len, reverse=True):
+        position = lowered.find(label)
+        if position < 0 or position > _MAX_LABEL_PREFIX:
+            continue
+        after = compact[position + len(label) :]
+        rest = after.lstrip(" :：.")
+        has_colon = after.lstrip(" ").startswith((":", "："))
+        if label.isascii() and rest and not has_colon:
+            # "NAME OF ACCOUNT" is another label, not the name label with a value.
+            continue
+        if rest.startswith(("/", "(", "（", "、")):
+            # The label goes on ("证件号码/护照号码"): the value is elsewhere on the row.
+            rest = ""
+        return label, rest
+    return None
+
+
+def _neighbour(label_line: TextLine, lines: list[TextLine]) -> TextLine | None:
+    """Return the line just right of a label on its row, else the one just below it."""
+    x0, y0, x1, y1 = label_line.bbox
+    height = max(1.0, y1 - y0)
+    right = [
+        line
+        for line in lines
+        if line is not label_line
+        and line.bbox[0] >= x1 - 0.5 * height
+        and line.bbox[0] - x1 < 12 * height
+        and abs(line.center[1] - label_line.center[1]) < 1.5 * height
+    ]
+    if right:
+        return min(right, key=lambda line: (line.bbox[0] - x1) + 4 * abs(line.center[1] - label_line.center[1]))
+    below = [
+        line
+        for line in lines
+        if line is not label_line
+        and 0 <= line.bbox[1] - y1 < 1.5 * height
+        and line.bbox[0] < x1
+        and line.bbox[2] > x0
+    ]
+    return min(below, key=lambda line: line.bbox[1]) if below else None
+
+
+def read_labelled_values(lines: list[TextLine]) -> list[LabelledValue]:
+    """Find values written beside generic printed labels, for a page that matches no template.
+
+    The first value found for each key is kept; a person checks every one of them.
+    """
+    found: dict[str, LabelledValue] = {}
+    for line in lines:
+        split = _split_label(line.text)
+        if split is None:
+            continue
+        label, rest = split
+        key = GENERIC_LABELS[label]
+        if key in found:
+            continue
+        if rest:
+            value_line = TextLine(rest, line.score, line.points)
+        else:
+            value_line = _neighbour(line, lines)
+            if value_line is None or _split_label(value_line.text) is not None:
+                continue
+        found[key] = LabelledValue(key=key, label=label, line=value_line)
+    return list(found.values())

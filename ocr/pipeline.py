@@ -20,17 +20,17 @@ import cv2
 import numpy as np
 
 from models.card import Extraction, FieldResult
-from models.card_type import UNKNOWN_CARD_TYPE
+from models.card_type import UNKNOWN_CARD_TYPE, FieldSpec
 from ocr.confidence import decide
 from ocr.engines import OcrEngine, TextLine, get_engine
 from ocr.ingest import IngestFailure, Page, iter_pages
-from ocr.layout import LayoutMatch, match_layout
+from ocr.layout import match_layout, read_labelled_values
 from ocr.normalize import normalize_value
 from ocr.prepare import apply_quarter_turn, prepare, quality_problems
 from ocr.recognize import read_fields
 from ocr.registry import Registry, load_registry
 from ocr.store import Store
-from ocr.validate import validate_card
+from ocr.validate import validate_card, validate_value
 
 __all__ = ["PageResult", "RunReport", "extract_paths", "ingest_paths", "process_page"]
 
@@ -115,6 +115,39 @@ def _locate(image: np.ndarray, candidates: list[int], engine: OcrEngine, registr
     return best
 
 
+def _field_spec(key: str, registry: Registry) -> FieldSpec | None:
+    """Return the first card type's definition of a field key, or None."""
+    for card_type in registry.card_types.values():
+        for spec in card_type.fields:
+            if spec.key == key:
+                return spec
+    return None
+
+
+def _labelled_fields(lines: list[TextLine], registry: Registry) -> dict[str, FieldResult]:
+    """Read the fields a page of unknown layout shows beside printed labels; all go to review."""
+    fields: dict[str, FieldResult] = {}
+    for found in read_labelled_values(lines):
+        spec = _field_spec(found.key, registry)
+        raw = found.line.text.strip()
+        value = normalize_value(spec.kind, raw) if spec else raw
+        problems = validate_value(spec.model_copy(update={"required": False}), value) if spec else []
+        reasons = [f"卡片类型未知：此值按印刷标签“{found.label}”读取，请核对。"] + [p.message_zh for p in problems]
+        x0, y0, x1, y1 = found.line.bbox
+        fields[found.key] = FieldResult(
+            key=found.key,
+            raw_text=raw,
+            value=value,
+            confidence=max(0.0, min(1.0, found.line.score)),
+            engine="",
+            box=(int(x0), int(y0), int(x1), int(y1)),
+            needs_review=True,
+            reason="；".join(reasons),
+            reason_codes=["unknown_layout"] + [p.code for p in problems],
+        )
+    return fields
+
+
 def process_page(
     page: Page,
     *,
@@ -162,6 +195,10 @@ def process_page(
             fields[field_spec.key] = decide(
                 field_spec, reads.get(field_spec.key), values[field_spec.key], problems.get(field_spec.key, [])
             )
+
+    else:
+        # Unknown layout: keep the whole text, and offer what generic labels show, all for review.
+        fields = _labelled_fields(lines, registry)
 
     extraction = Extraction(
         source=str(page.source),

@@ -101,3 +101,37 @@ def test_zone_rect_maps_and_clips():
 )
 def test_label_similarity(label, line, low, high):
     assert low <= label_similarity(label, line) <= high
+
+
+def _line(text: str, x: float, y: float, width: float = 200, height: float = 30) -> TextLine:
+    return TextLine(text, 0.95, np.array([[x, y], [x + width, y], [x + width, y + height], [x, y + height]], np.float32))
+
+
+def test_labelled_value_on_same_line():
+    from ocr.layout import read_labelled_values
+
+    found = {v.key: v.line.text for v in read_labelled_values([_line("姓名：夏艳辰", 0, 0), _line("出生日期：1983-06-08", 0, 40)])}
+    assert found == {"name": "夏艳辰", "date_of_birth": "1983-06-08"}
+
+
+def test_labelled_value_right_of_label():
+    from ocr.layout import read_labelled_values
+
+    lines = [_line("证件号码/护照号码/其他）", 0, 100), _line("430913198201144511", 400, 80), _line("联系电话", 0, 300)]
+    (found,) = read_labelled_values(lines)
+    assert (found.key, found.line.text) == ("id_number", "430913198201144511")
+
+
+def test_labelled_value_below_label():
+    from ocr.layout import read_labelled_values
+
+    (found,) = read_labelled_values([_line("邮政地址：", 0, 0), _line("湖南省怀化市市辖区", 10, 36)])
+    assert (found.key, found.line.text) == ("address", "湖南省怀化市市辖区")
+
+
+def test_english_label_needs_colon():
+    from ocr.layout import read_labelled_values
+
+    assert read_labelled_values([_line("NAME OF ACCOUNT", 0, 0)]) == []
+    (found,) = read_labelled_values([_line("Name: John Smith", 0, 0)])
+    assert found.line.text == "John Smith"
