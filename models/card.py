@@ -74,7 +74,7 @@ class Extraction(BaseModel):
         return bool(self.card_reasons) or any(f.needs_review for f in self.fields.values())
 
     def to_output(self) -> dict:
-        """Return the JSON shape that ``extract`` writes for one card."""
+        """Return the JSON object that ``extract`` writes for one card."""
         return {
             "source": self.source,
             "page": self.page,
@@ -89,4 +89,6 @@ class Extraction(BaseModel):
                 ).model_dump()
                 for key, f in self.fields.items()
             },
+            # Card-level problems (unknown type, poor scan), Chinese; empty when there are none.
+            "card_reasons": list(self.card_reasons),
         }

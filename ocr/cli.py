@@ -180,7 +180,7 @@ def status(
     for summary in batches:
         zh = "，".join(f"{labels[s][0]} {summary.counts.get(str(s), 0)}" for s in labels)
         en = ", ".join(f"{labels[s][1]} {summary.counts.get(str(s), 0)}" for s in labels)
-        say(f"{summary.name}：共 {summary.total} 张；{zh}", f"{summary.name}: {summary.total} cards; {en}")
+        say(f"{summary.name}：共 {summary.total} 张；{zh}", f"{summary.name}: {summary.total} card(s); {en}")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Confidence: decide for each field whether a person must look at it, and say why.
+"""Confidence: decide for each field whether a person must look at it, and record why.
 
 A field needs review when its confidence is under the field's threshold, when
 a validation rule fails, or when the zone has ink that no engine could read.

@@ -2,7 +2,7 @@
 
 ``rapidocr`` (PaddleOCR's PP-OCR models run on onnxruntime, shipped in the
 wheel) is the default; Tesseract through ``pytesseract`` is the second engine.
-Both return every text line they find with its score and its box; no line is
+Both return every text line they find with its score and its box. No line is
 dropped for a low score here, so the later stages see everything.
 
 Images are H x W x 3 uint8 BGR arrays. Boxes are four (x, y) corner points in
@@ -63,7 +63,7 @@ class TextLine:
 
 
 class OcrEngine(Protocol):
-    """What the pipeline needs from an OCR engine."""
+    """Interface of an OCR engine as the pipeline uses it."""
 
     name: str
 

@@ -84,6 +84,9 @@ def export_batch(
     # Approve what the pipeline auto-accepted, so every exported card has passed "approved".
     if include_auto_accepted:
         for summary in store.list_cards(batch=batch, statuses=[CardStatus.AUTO_ACCEPTED]):
+            if summary.flagged_fields:
+                log.warning("auto-accepted card %s has %d flagged fields and is not exported", summary.id, summary.flagged_fields)
+                continue
             store.set_status(summary.id, CardStatus.APPROVED, actor=AUTO_ACTOR, expected_version=summary.version)
 
     cards = [store.get_card(s.id) for s in store.list_cards(batch=batch, statuses=[CardStatus.APPROVED])]

@@ -1,8 +1,8 @@
 """Card type and layout: which template a page is, and where its zones sit on the scan.
 
 The printed title and field labels found by page OCR are matched to each
-template's label text; a similarity transform (scale, rotation, shift) fitted
-with RANSAC from the template's label centres to the found ones maps every
+template's label text. A similarity transform (scale, rotation, shift), fitted
+with RANSAC from the template's label centres to the found ones, maps every
 field zone onto the scan. The template whose labels fit best names the card
 type; a page that fits no template well enough is ``unknown``.
 """
@@ -50,7 +50,8 @@ class LayoutMatch:
     score: float
     # Median distance of fitted anchors from where the transform puts them, as a share of card height.
     residual: float
-    # Rotation of the fitted transform, degrees counter-clockwise; near 180 means the page is upside down.
+    # Rotation of the fitted transform in degrees, in image coordinates (y down), so positive is
+    # clockwise on screen. Near 180 or -180 means the page is upside down.
     rotation_deg: float
     anchors_found: int
     anchors_total: int
@@ -142,7 +143,7 @@ def _fit(template: Template, lines: list[TextLine]) -> LayoutMatch:
 
     source = np.asarray(template_points, dtype=np.float32)
     target = np.asarray(image_points, dtype=np.float32)
-    # Reprojection tolerance: 2% of the card height as the found labels span it.
+    # Reprojection tolerance: 2% of how far the found labels spread vertically (at least 3 px).
     spread = float(np.ptp(target[:, 1])) or float(np.ptp(target[:, 0])) or 1.0
     transform, inliers = cv2.estimateAffinePartial2D(
         source, target, method=cv2.RANSAC, ransacReprojThreshold=max(3.0, 0.02 * spread), maxIters=4000

@@ -2,7 +2,7 @@
 
 Printed table lines that cross a crop are painted out before reading, so an
 engine does not read a cell border as "1" or "|". Each zone also gets an ink
-measure, which tells a blank field from writing the engine could not read.
+measure, which separates a blank field from writing the engine could not read.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ BLANK_INK_RATIO = 0.002
 
 @dataclass(frozen=True)
 class ZoneRead:
-    """What the engine read in one field zone."""
+    """Engine output for one field zone."""
 
     key: str
     raw_text: str
@@ -61,8 +61,8 @@ def ink_ratio(gray: np.ndarray) -> float:
     if gray.size == 0:
         return 0.0
     paper = float(np.percentile(gray, 75))
-    # Faint carbon-copy writing is only about 40 grey levels below tinted paper; the opening
-    # drops isolated noise pixels so that scanner grain does not count as writing.
+    # Faint carbon-copy writing on the generated tinted cards is about 40 grey levels below the
+    # paper. The opening drops isolated noise pixels, so scanner grain does not count as writing.
     ink = (gray < paper - 30).astype(np.uint8)
     ink = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     return float(ink.mean())

@@ -90,12 +90,27 @@ def correct_fields(
             f"卡片 {card_id} 已导出，不能再修改。如需更正，请联系主管。",
             f"card {card_id} is exported already and cannot be changed",
         )
+    if card.card_type not in registry.card_types:
+        raise ReviewError(
+            f"卡片 {card_id} 的类型未能识别，不能逐项更正。请退回重新扫描。",
+            f"card {card_id} has an unknown card type; reject it for a rescan",
+        )
     spec = registry.card_type(card.card_type)
+    unknown = sorted(set(entries) - set(spec.keys))
+    if unknown:
+        raise ReviewError(
+            f"卡片类型 {spec.card_type} 没有字段：{', '.join(unknown)}。",
+            f"card type {spec.card_type} has no fields {', '.join(unknown)}",
+        )
     values = card.values()
     for key, text in entries.items():
         values[key] = normalize_value(spec.field(key).kind, text)
     results = revalidate(card, values, set(entries), registry)
     version = store.save_fields(card_id, results, actor=actor, expected_version=expected_version)
+
+    # A change that breaks a rule sends an accepted card back to review, so it cannot be exported as is.
+    if card.status in (CardStatus.AUTO_ACCEPTED, CardStatus.APPROVED) and any(r.needs_review for r in results.values()):
+        version = store.set_status(card_id, CardStatus.NEEDS_REVIEW, actor=actor, expected_version=version)
     log.info("card %s corrected fields=%d by=%s", card_id, len(entries), actor)
     return version
 
@@ -142,6 +157,17 @@ def reject_card(
         raise ReviewError(
             f"退回原因 {kind!r} 无效，可选：{', '.join(REJECT_REASONS)}。",
             f"invalid reject reason {kind!r}; choose one of {', '.join(REJECT_REASONS)}",
+        )
+    card = store.get_card(card_id)
+    if card.status not in (
+        CardStatus.EXTRACTED,
+        CardStatus.NEEDS_REVIEW,
+        CardStatus.AUTO_ACCEPTED,
+        CardStatus.APPROVED,
+    ):
+        raise ReviewError(
+            f"卡片 {card_id} 当前状态为 {card.status}，不能退回。",
+            f"card {card_id} is {card.status} and cannot be rejected",
         )
     label_zh, _label_en = REJECT_REASONS[kind]
     text = f"{label_zh}：{note}" if note else label_zh

@@ -179,11 +179,17 @@ class Store:
         self.image_dir = self.data_dir / "images"
 
         # Create the folders owner-only: they hold scans with personal data.
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.image_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folders = [self.data_dir, self.image_dir]
         if self.url.startswith("sqlite:///"):
-            db_file = Path(self.url.removeprefix("sqlite:///"))
-            db_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            folders.append(Path(self.url.removeprefix("sqlite:///")).parent)
+        for folder in folders:
+            try:
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise StoreError(
+                    f"无法创建数据目录 {folder}：{exc.strerror or exc}。请检查 --data-dir 或 --db 的路径。",
+                    f"cannot create data folder {folder}: {exc.strerror or exc}; check --data-dir or --db",
+                ) from exc
 
         try:
             self.engine = create_engine(self.url, future=True)
