@@ -19,9 +19,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from ocr.errors import EngineUnavailableError
+from ocr.prepare import remove_rules
 
 __all__ = [
     "ENGINE_NAMES",
@@ -211,7 +213,11 @@ class TesseractEngine:
         return lines
 
     def read_page(self, image: np.ndarray) -> list[TextLine]:
-        return self._lines(image, psm=3)
+        # Tesseract's page layout analysis merges a table row into one line, label, value and the
+        # next label alike. With the printed rules painted out and sparse-text mode (psm 11), each
+        # label comes out as its own line, which the layout stage needs.
+        gray = remove_rules(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        return self._lines(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), psm=11)
 
     def read_zone(self, image: np.ndarray) -> list[TextLine]:
         return self._lines(image, psm=7)

@@ -40,6 +40,7 @@ __all__ = [
     "normalize_angle",
     "prepare",
     "quality_problems",
+    "remove_rules",
     "rotate_image",
     "text_axis",
 ]
@@ -601,3 +602,19 @@ def quality_problems(gray: np.ndarray) -> list[tuple[str, str, str]]:
             )
         )
     return problems
+
+
+def remove_rules(gray: np.ndarray) -> np.ndarray:
+    """Return a copy of a crop (H x W uint8) with long horizontal and vertical printed lines painted white."""
+    height, width = gray.shape
+    binary = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1]
+    horizontal = cv2.morphologyEx(
+        binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max(15, int(width * 0.5)), 1))
+    )
+    vertical = cv2.morphologyEx(
+        binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(15, int(height * 0.7))))
+    )
+    rules = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
+    cleaned = gray.copy()
+    cleaned[rules > 0] = int(np.median(gray))
+    return cleaned

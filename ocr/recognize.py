@@ -16,8 +16,9 @@ import numpy as np
 from models.card_type import CardTypeSpec
 from ocr.engines import OcrEngine, TextLine
 from ocr.layout import LayoutMatch, zone_rect
+from ocr.prepare import remove_rules
 
-__all__ = ["ZoneRead", "ink_ratio", "read_fields", "remove_rules"]
+__all__ = ["ZoneRead", "ink_ratio", "read_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +39,6 @@ class ZoneRead:
     engine: str
     # Share of the zone's pixels that are ink once the printed rules are removed.
     ink: float
-
-
-def remove_rules(gray: np.ndarray) -> np.ndarray:
-    """Return a copy of a crop (H x W uint8) with long horizontal and vertical printed lines painted white."""
-    height, width = gray.shape
-    binary = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1]
-    horizontal = cv2.morphologyEx(
-        binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max(15, int(width * 0.5)), 1))
-    )
-    vertical = cv2.morphologyEx(
-        binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(15, int(height * 0.7))))
-    )
-    rules = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
-    cleaned = gray.copy()
-    cleaned[rules > 0] = int(np.median(gray))
-    return cleaned
 
 
 def ink_ratio(gray: np.ndarray) -> float:
