@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 app = typer.Typer(
     add_completion=False,
+    pretty_exceptions_enable=False,
     no_args_is_help=True,
     help="户卡识别：把扫描的住宿登记卡变成经过校验的记录。 / Scanned guest registration cards to checked records.",
 )
@@ -41,7 +42,9 @@ TemplatesOption = Annotated[
     Optional[list[Path]],
     typer.Option("--templates", help="额外的模板目录，可多次指定 / extra template folder"),
 ]
-DpiOption = Annotated[int, typer.Option("--dpi", help="PDF 页面渲染分辨率（dpi）/ PDF render resolution")]
+DpiOption = Annotated[
+    int, typer.Option("--dpi", min=50, max=1200, help="PDF 页面渲染分辨率（dpi）/ PDF render resolution")
+]
 
 
 def say(zh: str, en: str) -> None:
@@ -55,37 +58,51 @@ def warn(zh: str, en: str) -> None:
 
 @app.callback()
 def _options(
-    lang: Annotated[str, typer.Option("--lang", help="界面语言 zh 或 en / message language")] = _state["lang"],
+    lang: Annotated[
+        Optional[str], typer.Option("--lang", help="界面语言 zh 或 en，可写在任何位置 / message language")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="输出处理日志 / show progress logs")] = False,
 ) -> None:
-    _state["lang"] = "en" if lang.lower().startswith("en") else "zh"
+    # main() takes --lang out of the arguments first; this applies it when the app is called directly.
+    if lang is not None:
+        _state["lang"] = "en" if lang.lower().startswith("en") else "zh"
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
+        level=logging.INFO if verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
 
-def _store(db: str | None, data_dir: Path | None):
+def _store(db: str | None, data_dir: Path | None, *, create: bool = True):
     from ocr.store import Store
 
-    return Store(url=db, data_dir=data_dir)
+    return Store(url=db, data_dir=data_dir, create=create)
 
 
-def _report_failures(report) -> None:
-    for failure in report.failures:
-        warn(failure.message("zh"), failure.message("en"))
+def _report_problems(report) -> None:
+    """Print the duplicates of a run, and a warning when it found nothing to read."""
+    for source, page, card_id in report.duplicate_of:
+        warn(
+            f"重复：{Path(source).name} 第 {page} 页已作为卡片 {card_id} 入库，未再保存。",
+            f"duplicate: {Path(source).name} page {page} is stored already as card {card_id}",
+        )
+    if report.pages == 0 and not report.failures:
+        warn(
+            "没有找到可读取的扫描文件（支持 JPEG、PNG、TIFF、PDF、BMP、WebP）。请检查路径。",
+            "no scan files found (JPEG, PNG, TIFF, PDF, BMP, WebP are read); check the paths",
+        )
 
 
 def _progress():
-    """Return a per-page callback that prints the file name and page of each page read, on stderr."""
+    """Return a per-page callback that prints each page read, or each failure at once, on stderr."""
     from ocr.ingest import IngestFailure
 
     counter = {"n": 0}
 
     def on_page(item) -> None:
-        counter["n"] += 1
         if isinstance(item, IngestFailure):
+            warn(item.message("zh"), item.message("en"))
             return
+        counter["n"] += 1
         typer.echo(f"[{counter['n']}] {Path(item.source).name} p{item.page}", err=True)
 
     return on_page
@@ -115,7 +132,7 @@ def ingest(
         pdf_dpi=dpi,
         on_page=_progress(),
     )
-    _report_failures(report)
+    _report_problems(report)
     say(
         f"批次 {batch_name}：处理 {report.pages} 页，新入库 {report.stored} 张，重复跳过 {report.duplicates} 张，"
         f"待审核 {report.needs_review} 张，未识别类型 {report.unknown} 张，读取失败 {len(report.failures)} 个。",
@@ -124,6 +141,8 @@ def ingest(
     )
     if report.failures:
         raise typer.Exit(ExitCode.PARTIAL)
+    if report.pages == 0:
+        raise typer.Exit(ExitCode.BAD_INPUT)
 
 
 @app.command()
@@ -145,7 +164,7 @@ def extract(
         pdf_dpi=dpi,
         on_page=_progress(),
     )
-    _report_failures(report)
+    _report_problems(report)
     say(
         f"已写出 {report.stored} 个 JSON 到 {out}（待审核 {report.needs_review}，未识别类型 {report.unknown}，"
         f"读取失败 {len(report.failures)}）。",
@@ -154,6 +173,8 @@ def extract(
     )
     if report.failures:
         raise typer.Exit(ExitCode.PARTIAL)
+    if report.pages == 0:
+        raise typer.Exit(ExitCode.BAD_INPUT)
 
 
 @app.command()
@@ -165,7 +186,7 @@ def status(
     """查看各批次卡片的状态。 / Show card counts per batch and state."""
     from models.card import CardStatus
 
-    store = _store(db, data_dir)
+    store = _store(db, data_dir, create=False)
     batches = [b for b in store.list_batches() if batch is None or b.name == batch]
     if not batches:
         say("没有批次。先运行 ingest 或 demo。", "no batches yet; run ingest or demo first")
@@ -193,13 +214,22 @@ def export(
     only_approved: Annotated[
         bool, typer.Option("--only-approved", help="不导出自动通过、未经人工审核的卡片 / skip auto-accepted cards")
     ] = False,
+    again: Annotated[
+        bool, typer.Option("--again", help="连同已导出的卡片再导出一次 / include cards exported before")
+    ] = False,
 ) -> None:
-    """导出批次中已审核的卡片。 / Export a batch's approved cards."""
+    """导出批次中已审核的卡片，每次写新文件。 / Export a batch's approved cards to new files."""
     from ocr.export import export_batch
 
-    store = _store(db, data_dir)
+    store = _store(db, data_dir, create=False)
     files = export_batch(
-        store, batch, fmt, out, actor=os.environ.get("USER", "cli"), include_auto_accepted=not only_approved
+        store,
+        batch,
+        fmt,
+        out,
+        actor=os.environ.get("USER", "cli"),
+        include_auto_accepted=not only_approved,
+        include_exported=again,
     )
     for path in files:
         say(f"已导出：{path}", f"exported: {path}")
@@ -217,6 +247,7 @@ def review(
 
     folder = data_dir or default_data_dir()
     url = db or default_db_url(folder)
+    _store(url, folder, create=False).close()
     app_file = Path(__file__).resolve().parent.parent / "review_app" / "app.py"
     env = dict(os.environ, HUKA_DB_URL=url, HUKA_DATA_DIR=str(folder))
     command = [
@@ -256,7 +287,7 @@ def demo(
     store = _store(None, data_dir)
     say(f"识别样例卡片：{SAMPLES_DIR}", f"reading the sample cards in {SAMPLES_DIR}")
     report = ingest_paths([SAMPLES_DIR], store, batch="demo", engine_name=engine, on_page=_progress())
-    _report_failures(report)
+    _report_problems(report)
     say(
         f"入库 {report.stored} 张（重复跳过 {report.duplicates}），其中 {report.needs_review} 张有字段待审核。",
         f"stored {report.stored} cards ({report.duplicates} duplicates skipped); {report.needs_review} need review",
@@ -302,22 +333,47 @@ def bench(
         say(f"结果已追加到 {write_report(section, report)}", f"results appended to {report}")
 
 
-def main() -> None:
-    """Run the command line, turning product errors into their message and exit code."""
+def _take_lang(argv: list[str]) -> list[str]:
+    """Remove ``--lang X`` from anywhere in ``argv`` and apply it, so it also works after the command."""
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--lang" and index + 1 < len(argv):
+            _state["lang"] = "en" if argv[index + 1].lower().startswith("en") else "zh"
+            index += 2
+            continue
+        if arg.startswith("--lang="):
+            _state["lang"] = "en" if arg.split("=", 1)[1].lower().startswith("en") else "zh"
+        else:
+            rest.append(arg)
+        index += 1
+    return rest
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line, turning product and usage errors into a message and an exit code."""
+    args = _take_lang(list(sys.argv[1:] if argv is None else argv))
     try:
-        code = app(standalone_mode=False)
+        code = app(args=args, prog_name="python -m ocr", standalone_mode=False)
     except CardCaptureError as exc:
         typer.echo(exc.message(_state["lang"]), err=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
+        warn("已中断。已入库的卡片不受影响，重新运行会跳过它们。", "interrupted; stored cards are kept and skipped on a rerun")
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - click usage errors arrive as ClickException
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        # Typer bundles its own click, so usage errors are recognised by their interface, not their class.
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(0)
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            detail = exc.format_message().rstrip(".")
+            warn(
+                f"命令用法有误：{detail}。运行 python -m ocr --help 查看用法。",
+                f"usage error: {detail}; run python -m ocr --help",
+            )
+            sys.exit(ExitCode.PARTIAL)
         raise
     sys.exit(code if isinstance(code, int) else 0)

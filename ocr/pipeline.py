@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 from models.card import Extraction, FieldResult
 from models.card_type import UNKNOWN_CARD_TYPE, FieldSpec
 from ocr.confidence import decide
+from ocr.errors import InputFileError
 from ocr.engines import OcrEngine, TextLine, get_engine
 from ocr.ingest import IngestFailure, Page, iter_pages
 from ocr.layout import match_layout, read_labelled_values
@@ -61,6 +63,8 @@ class RunReport:
     needs_review: int = 0
     unknown: int = 0
     failures: list[IngestFailure] = field(default_factory=list)
+    # (source file, page, id of the card stored before) for each page skipped as a duplicate.
+    duplicate_of: list[tuple[str, int, int]] = field(default_factory=list)
     card_ids: list[int] = field(default_factory=list)
 
 
@@ -272,6 +276,7 @@ def ingest_paths(
         existing = store.find_scan(item.key)
         if existing is not None:
             report.duplicates += 1
+            report.duplicate_of.append((str(item.source), item.page, existing))
             log.info("page skipped as duplicate page=%s card=%s", item.key[:12], existing)
             continue
 
@@ -316,8 +321,12 @@ def extract_paths(
     """Write one JSON per page to ``out_dir`` and store nothing."""
     engine = get_engine(engine_name)
     registry = load_registry(tuple(template_dirs))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise InputFileError(str(out_dir), f"无法创建输出目录（{exc.strerror or exc}），请换一个 --out 目录", str(exc)) from exc
     report = RunReport()
+    written: set[str] = set()
 
     for item in iter_pages(paths, pdf_dpi=pdf_dpi):
         if on_page is not None:
@@ -327,10 +336,18 @@ def extract_paths(
             continue
         report.pages += 1
         result = process_page(item, engine=engine, registry=registry)
-        target = out_dir / output_name(item)
-        target.write_text(
-            json.dumps(result.extraction.to_output(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
+
+        # Two inputs with the same stem (a/scan.jpg, b/scan.png) must not overwrite each other.
+        name = output_name(item)
+        if name in written:
+            stem, suffix = name.rsplit(".", 1)
+            name = f"{stem}-{item.file_sha256[:8]}.{suffix}"
+            log.warning("output name taken, page=%s written as %s", item.key[:12], name)
+        written.add(name)
+        target = out_dir / name
+        text = json.dumps(result.extraction.to_output(), ensure_ascii=False, indent=2) + "\n"
+        with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+            handle.write(text)
         report.stored += 1
         report.needs_review += int(result.extraction.needs_review)
         report.unknown += int(result.extraction.card_type == UNKNOWN_CARD_TYPE)

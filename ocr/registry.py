@@ -61,7 +61,7 @@ def _read_models(folder: Path, model: type, what_zh: str) -> list:
             items.append(model.model_validate_json(text))
         except (ValidationError, ValueError, UnicodeDecodeError) as exc:
             raise TemplateError(
-                f"{what_zh}文件 {path} 无效：{exc}。请按 docs 中的格式修改后重试。",
+                f"{what_zh}文件 {path} 无效：{exc}。请参照 ocr/templates 与 ocr/card_types 中的内置文件修改后重试。",
                 f"invalid {model.__name__} file {path}: {exc}",
             ) from exc
     return items

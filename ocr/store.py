@@ -173,15 +173,26 @@ def _enable_sqlite_pragmas(dbapi_connection, _record) -> None:
 class Store:
     """Data-access layer over SQLite (default) or PostgreSQL."""
 
-    def __init__(self, url: str | None = None, data_dir: Path | str | None = None) -> None:
+    def __init__(self, url: str | None = None, data_dir: Path | str | None = None, *, create: bool = True) -> None:
+        """Open the store, creating the data folder and the database unless ``create`` is off.
+
+        With ``create`` off, a missing SQLite file raises :class:`StoreError`, so a
+        mistyped path in a reading command does not make a new, empty store.
+        """
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.url = url or default_db_url(self.data_dir)
         self.image_dir = self.data_dir / "images"
+        db_file = Path(self.url.removeprefix("sqlite:///")) if self.url.startswith("sqlite:///") else None
+        if not create and db_file is not None and not db_file.is_file():
+            raise StoreError(
+                f"找不到数据库 {db_file}。请检查 --data-dir 或 --db，或先运行 ingest 或 demo。",
+                f"database {db_file} not found; check --data-dir or --db, or run ingest or demo first",
+            )
 
         # Create the folders owner-only: they hold scans with personal data.
         folders = [self.data_dir, self.image_dir]
-        if self.url.startswith("sqlite:///"):
-            folders.append(Path(self.url.removeprefix("sqlite:///")).parent)
+        if db_file is not None:
+            folders.append(db_file.parent)
         for folder in folders:
             try:
                 folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -193,15 +204,26 @@ class Store:
 
         try:
             self.engine = create_engine(self.url, future=True)
+        except ModuleNotFoundError as exc:
+            raise StoreError(
+                f"缺少数据库驱动 {exc.name}。PostgreSQL 请运行：pip install 'hukacapture[postgres]'。",
+                f"database driver {exc.name} is not installed; for PostgreSQL: pip install 'hukacapture[postgres]'",
+            ) from exc
         except Exception as exc:  # noqa: BLE001 - any bad URL must become a readable message
             raise StoreError(
-                f"数据库地址无效：{exc}。请检查 --db 参数，例如 sqlite:///ocr-data/cards.db。",
-                f"invalid database URL: {exc}",
+                "数据库地址无效。格式应为 sqlite:///路径/cards.db 或 postgresql+psycopg://用户@主机/库名，"
+                "请检查 --db 参数。",
+                f"invalid database URL ({exc}); use sqlite:///path/cards.db or postgresql+psycopg://user@host/db",
             ) from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _enable_sqlite_pragmas)
         try:
             Base.metadata.create_all(self.engine)
+            if db_file is not None:
+                # The database holds names and document numbers: owner-only, like the folders.
+                for path in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
+                    if path.exists():
+                        os.chmod(path, 0o600)
         except OperationalError as exc:
             raise StoreError(
                 f"无法打开数据库 {self.engine.url.render_as_string(hide_password=True)}：{exc.orig}。"
@@ -239,7 +261,7 @@ class Store:
     def _write_image(self, name: str, data: bytes) -> str:
         path = self.image_dir / name
         tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "wb") as handle:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

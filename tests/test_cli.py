@@ -255,7 +255,32 @@ def test_status_english(ingest_runs):
 # export and store errors
 
 
+def test_reading_commands_create_no_store(tmp_path):
+    for command in (["status"], ["export", "--batch", "b1"]):
+        result = run_cli([*command, "--data-dir", "typo"], tmp_path)
+        assert result.returncode == ExitCode.STORE_FAILED, result.stderr
+        assert "找不到数据库" in result.stderr
+        assert_no_traceback(result)
+    assert not (tmp_path / "typo").exists()
+
+
+def test_usage_error_is_short_chinese(tmp_path):
+    for args in (["ingest"], ["bogus"], ["ingest", "x.jpg", "--dpi", "0"]):
+        result = run_cli(args, tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("命令用法有误"), result.stderr
+        assert_no_traceback(result)
+
+
+def test_lang_after_command(tmp_path):
+    Store(data_dir=tmp_path / "ocr-data").close()
+    result = run_cli(["status", "--lang", "en"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("no batches yet")
+
+
 def test_export_unknown_batch(tmp_path):
+    Store(data_dir=tmp_path / "ocr-data").close()
     result = run_cli(["export", "--batch", "2031-01-01", "--out", "out"], tmp_path)
 
     assert result.returncode not in (ExitCode.OK, ExitCode.PARTIAL)
@@ -266,6 +291,7 @@ def test_export_unknown_batch(tmp_path):
 
 
 def test_export_invalid_format(tmp_path):
+    Store(data_dir=tmp_path / "ocr-data").close()
     result = run_cli(["export", "--batch", "2031-01-01", "--format", "xml", "--out", "out"], tmp_path)
 
     assert result.returncode not in (ExitCode.OK, ExitCode.PARTIAL)
@@ -289,3 +315,27 @@ def test_unusable_store_location(tmp_path, option):
     assert_no_traceback(result)
     assert CJK.search(result.stderr), result.stderr
     assert "plain.txt" in result.stderr
+
+
+def test_extract_same_stem_not_overwritten(tmp_path):
+    for folder, sample in (("a", "card_03_domestic_printed"), ("b", "card_09_domestic_printed")):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        shutil.copy(SAMPLES_DIR / f"{sample}.jpg", tmp_path / "in" / folder / "scan.jpg")
+    result = run_cli(["extract", "in", "--out", "out"], tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    outputs = sorted((tmp_path / "out").glob("*.json"))
+    assert len(outputs) == 2
+    names = sorted(path.name for path in outputs)
+    assert "scan.json" in names
+    assert [name for name in names if name != "scan.json"][0].startswith("scan-")
+    ids = {json.loads(path.read_text(encoding="utf-8"))["fields"]["id_number"]["value"] for path in outputs}
+    assert len(ids) == 2
+    assert all(path.stat().st_mode & 0o077 == 0 for path in outputs)
+
+
+def test_extract_empty_folder_warns(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_cli(["extract", "empty", "--out", "out"], tmp_path)
+    assert result.returncode == ExitCode.BAD_INPUT
+    assert "没有找到可读取的扫描文件" in result.stderr

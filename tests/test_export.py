@@ -387,3 +387,52 @@ def test_corrected_auto_card_revalidated(builder, tmp_path):
     exported_ids = {int(row["card_id"]) for path in files for row in read_csv(path)[1]}
     assert ids["foreign_auto"] not in exported_ids
     assert builder.store.get_card(ids["foreign_auto"]).status != CardStatus.EXPORTED
+
+
+def test_later_export_keeps_earlier_file(builder, tmp_path):
+    ids = fill_batch(builder)
+    out = tmp_path / "out"
+    first = export_batch(builder.store, BATCH, "csv", out, actor=EXPORTER)
+    first_contents = {path: path.read_bytes() for path in first}
+
+    # A card approved after the first export goes into a new file; the first file is untouched.
+    card = builder.store.get_card(ids["domestic_flagged"])
+    fixed = truth_values("card_09_domestic_printed")["id_number"]
+    version = correct_fields(builder.store, card.id, {"id_number": fixed}, actor=EXPORTER, expected_version=card.version)
+    approve_card(builder.store, card.id, actor=EXPORTER, expected_version=version)
+    second = export_batch(builder.store, BATCH, "csv", out, actor=EXPORTER)
+
+    assert set(second).isdisjoint(first)
+    assert {path: path.read_bytes() for path in first} == first_contents
+    (path,) = second
+    _header, rows = read_csv(path)
+    assert [int(row["card_id"]) for row in rows] == [card.id]
+
+
+def test_again_exports_exported_cards(builder, tmp_path):
+    fill_batch(builder)
+    out = tmp_path / "out"
+    first = export_batch(builder.store, BATCH, "csv", out, actor=EXPORTER)
+    again = export_batch(builder.store, BATCH, "csv", out, actor=EXPORTER, include_exported=True)
+
+    assert len(again) == len(first)
+    first_ids = sorted(row["card_id"] for path in first for row in read_csv(path)[1])
+    again_ids = sorted(row["card_id"] for path in again for row in read_csv(path)[1])
+    assert again_ids == first_ids
+
+
+def test_export_files_owner_only(builder, tmp_path):
+    fill_batch(builder)
+    out = tmp_path / "out"
+    for path in export_batch(builder.store, BATCH, "jsonl", out, actor=EXPORTER):
+        assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_formula_cells_kept_as_text(builder, tmp_path):
+    values = dict(truth_values("card_01_foreign_printed"), received_by="=HYPERLINK(\"x\")", entry_port="+SHA")
+    builder.add("foreign_guest", values, "/scans/formula.jpg")
+    (path,) = export_batch(builder.store, BATCH, "csv", tmp_path / "out", actor=EXPORTER)
+    _header, (row,) = read_csv(path)
+    assert row["received_by"] == "'=HYPERLINK(\"x\")"
+    assert row["entry_port"] == "'+SHA"
+    assert row["arrival_date"] == values["arrival_date"]
