@@ -43,7 +43,7 @@ class Box(BaseModel):
 
 
 class TemplateField(BaseModel):
-    """Where one field's printed label and written value sit on the card."""
+    """Position of one field's printed label and written value on the card."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,6 +1,6 @@
 """Exception classes of the product, each with an exit code and a Chinese message.
 
-The message says what failed, on which file or field, and what to do next.
+The message states what failed, on which file or field, and what to do next.
 The command line prints ``message_zh`` (and ``message_en`` with ``--lang en``)
 and exits with ``exit_code``.
 """

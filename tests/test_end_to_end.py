@@ -79,7 +79,7 @@ def test_review_approve_export_matches_truth(ingested, monkeypatch, tmp_path):
         app.button(key=f"open_{card.id}").click().run()
         assert not app.exception, app.exception
 
-        # The reviewer types what the card says into every flagged field, then approves.
+        # The reviewer types the value written on the card into every flagged field, then approves.
         for key in card.flagged_keys:
             app.text_input(key=f"field_{key}").input(truth["fields"][key])
             corrected += 1

@@ -63,10 +63,10 @@ def test_models_load_without_download(monkeypatch):
 
     from ocr.engines import RapidOcrEngine
 
-    def refuse(*_args, **_kwargs):
+    def fail_on_download(*_args, **_kwargs):
         raise AssertionError("rapidocr tried to download a model")
 
-    monkeypatch.setattr(download_file.DownloadFile, "run", classmethod(refuse))
-    monkeypatch.setattr(download_file.DownloadFile, "_make_http_request", classmethod(refuse))
+    monkeypatch.setattr(download_file.DownloadFile, "run", classmethod(fail_on_download))
+    monkeypatch.setattr(download_file.DownloadFile, "_make_http_request", classmethod(fail_on_download))
     engine = RapidOcrEngine()
     assert engine.read_zone(__import__("numpy").full((40, 120, 3), 255, dtype="uint8")) == []
