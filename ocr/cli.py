@@ -217,9 +217,11 @@ def export(
     again: Annotated[
         bool, typer.Option("--again", help="连同已导出的卡片再导出一次 / include cards exported before")
     ] = False,
+    templates: TemplatesOption = None,
 ) -> None:
     """导出批次中已审核的卡片，每次写新文件。 / Export a batch's approved cards to new files."""
     from ocr.export import export_batch
+    from ocr.registry import load_registry
 
     store = _store(db, data_dir, create=False)
     files = export_batch(
@@ -230,6 +232,7 @@ def export(
         actor=os.environ.get("USER", "cli"),
         include_auto_accepted=not only_approved,
         include_exported=again,
+        registry=load_registry(tuple(str(t) for t in templates or [])),
     )
     for path in files:
         say(f"已导出：{path}", f"exported: {path}")
@@ -241,6 +244,7 @@ def review(
     data_dir: DataDirOption = None,
     host: Annotated[str, typer.Option("--host", help="监听地址 / address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="端口 / port")] = 8501,
+    templates: TemplatesOption = None,
 ) -> None:
     """启动审核界面（Streamlit）。 / Start the review app."""
     from ocr.store import default_data_dir, default_db_url
@@ -250,6 +254,9 @@ def review(
     _store(url, folder, create=False).close()
     app_file = Path(__file__).resolve().parent.parent / "review_app" / "app.py"
     env = dict(os.environ, HUKA_DB_URL=url, HUKA_DATA_DIR=str(folder))
+    if templates:
+        # The review app loads a site's own card types and templates from these folders.
+        env["HUKA_TEMPLATE_DIRS"] = os.pathsep.join(str(t.resolve()) for t in templates)
     command = [
         sys.executable,
         "-m",
@@ -278,22 +285,33 @@ def demo(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="数据目录 / data folder")] = Path("ocr-data"),
     out: Annotated[Path, typer.Option("--out", help="导出目录 / export folder")] = Path("export"),
     engine: EngineOption = "rapidocr",
+    templates: TemplatesOption = None,
 ) -> None:
     """用随附的样例卡片跑通整个流程：识别、入库、导出。 / Run the bundled sample cards end to end."""
     from ocr.export import ExportError, export_batch
     from ocr.pipeline import ingest_paths
+    from ocr.registry import load_registry
     from sample_cards import SAMPLES_DIR
 
     store = _store(None, data_dir)
     say(f"识别样例卡片：{SAMPLES_DIR}", f"reading the sample cards in {SAMPLES_DIR}")
-    report = ingest_paths([SAMPLES_DIR], store, batch="demo", engine_name=engine, on_page=_progress())
+    report = ingest_paths(
+        [SAMPLES_DIR],
+        store,
+        batch="demo",
+        engine_name=engine,
+        template_dirs=[str(t) for t in templates or []],
+        on_page=_progress(),
+    )
     _report_problems(report)
     say(
         f"入库 {report.stored} 张（重复跳过 {report.duplicates}），其中 {report.needs_review} 张有字段待审核。",
         f"stored {report.stored} cards ({report.duplicates} duplicates skipped); {report.needs_review} need review",
     )
     try:
-        files = export_batch(store, "demo", "csv", out, actor="demo")
+        files = export_batch(
+        store, "demo", "csv", out, actor="demo", registry=load_registry(tuple(str(t) for t in templates or []))
+    )
     except ExportError as exc:
         warn(exc.message_zh, exc.message_en)
         files = []
