@@ -41,6 +41,8 @@ class FieldResult(BaseModel):
     reason: str = ""
     # Machine-readable problem codes, e.g. "low_confidence", "invalid_date".
     reason_codes: list[str] = Field(default_factory=list)
+    # Other plausible clean values for the reviewer, best first; never applied automatically.
+    candidates: list[str] = Field(default_factory=list)
 
 
 class FieldOutput(BaseModel):

@@ -22,6 +22,7 @@ import numpy as np
 
 from models.card import Extraction, FieldResult
 from models.card_type import UNKNOWN_CARD_TYPE, FieldSpec
+from ocr.candidates import candidates_for
 from ocr.confidence import decide
 from ocr.errors import InputFileError
 from ocr.engines import OcrEngine, TextLine, get_engine
@@ -211,6 +212,11 @@ def process_page(
             fields[field_spec.key] = decide(
                 field_spec, reads.get(field_spec.key), values[field_spec.key], problems.get(field_spec.key, [])
             )
+
+        # Candidates: other readings a reviewer may pick for a doubtful field, never applied here.
+        for key, result in fields.items():
+            if result.needs_review and result.raw_text:
+                result.candidates = candidates_for(spec, key, result.raw_text, values)
 
     else:
         # Unknown layout: keep the whole text, and offer what generic labels show, all for review.

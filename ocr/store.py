@@ -33,7 +33,9 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -132,6 +134,7 @@ class FieldRow(Base):
     needs_review: Mapped[bool] = mapped_column(Boolean, default=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     reason_codes: Mapped[list] = mapped_column(JSON, default=list)
+    candidates: Mapped[list] = mapped_column(JSON, default=list)
 
     card: Mapped[CardRow] = relationship(back_populates="fields")
 
@@ -146,6 +149,7 @@ class FieldRow(Base):
             needs_review=self.needs_review,
             reason=self.reason,
             reason_codes=list(self.reason_codes or []),
+            candidates=list(self.candidates or []),
         )
 
 
@@ -219,6 +223,7 @@ class Store:
             event.listen(self.engine, "connect", _enable_sqlite_pragmas)
         try:
             Base.metadata.create_all(self.engine)
+            self._add_missing_columns()
             if db_file is not None:
                 # The database holds names and document numbers: owner-only, like the folders.
                 for path in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
@@ -232,6 +237,15 @@ class Store:
             ) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         log.debug("store opened dialect=%s", self.engine.dialect.name)
+
+    def _add_missing_columns(self) -> None:
+        """Add columns that newer versions define to tables an older version created."""
+        # TODO: replace with schema migrations (Alembic) once stores outlive a release.
+        existing = {column["name"] for column in inspect(self.engine).get_columns("fields")}
+        if "candidates" not in existing:
+            with self.engine.begin() as connection:
+                connection.execute(text("ALTER TABLE fields ADD COLUMN candidates JSON"))
+            log.info("store upgraded: column fields.candidates added")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -455,6 +469,7 @@ class Store:
                 row.needs_review = result.needs_review
                 row.reason = result.reason
                 row.reason_codes = list(result.reason_codes)
+                row.candidates = list(result.candidates)
                 if result.engine:
                     row.engine = result.engine
                 row.confidence = result.confidence
@@ -522,6 +537,7 @@ def _field_row(card_id: int, position: int, key: str, result: FieldResult) -> Fi
         needs_review=result.needs_review,
         reason=result.reason,
         reason_codes=list(result.reason_codes),
+        candidates=list(result.candidates),
     )
 
 
