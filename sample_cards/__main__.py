@@ -7,6 +7,8 @@ import logging
 import sys
 
 from sample_cards.fonts import FontNotFoundError
+from ocr.errors import TemplateError
+from ocr.registry import load_registry
 from sample_cards.generate import IMAGE_FORMATS, STYLES, generate_stack, make_samples
 from sample_cards.values import SUPPORTED_CARD_TYPES
 
@@ -24,8 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--card-type",
         action="append",
-        choices=SUPPORTED_CARD_TYPES,
-        help="卡片类型，可重复，轮流使用（默认两种都用） / card type, repeatable, used in turn (default: both)",
+        help="卡片类型，可重复，轮流使用（默认两种内置类型都用） / card type, repeatable, used in turn "
+        f"(default: both of {', '.join(SUPPORTED_CARD_TYPES)})",
+    )
+    parser.add_argument(
+        "--templates",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="另含卡片类型与模板 JSON 的目录，可重复 / extra folder of card-type and template JSON files, repeatable",
     )
     parser.add_argument("--style", choices=STYLES, help="填写方式（默认随机） / filling style (default: random per card)")
     parser.add_argument("--dpi", type=int, default=200, help="分辨率，每英寸像素（默认 200） / resolution in dots per inch (default 200)")
@@ -34,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-skew",
         type=float,
         default=4.0,
-        help="最大倾斜角度，单位度（默认 4） / maximum skew in degrees (default 4)",
+        help="最大倾斜角度，单位度，0 到 45（默认 4）；照片模式下为最大旋转角度 / maximum skew in degrees, "
+        "0 to 45 (default 4); the maximum rotation with --photo",
     )
     parser.add_argument(
         "--quarter-turns",
@@ -45,6 +55,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-degrade",
         action="store_true",
         help="不加扫描效果：白纸、无倾斜、无噪声 / clean cards: white paper, no skew, noise, blur or JPEG artefacts",
+    )
+    parser.add_argument(
+        "--photo",
+        action="store_true",
+        help="手机拍照：桌面背景、透视变形、光照不均与边缘阴影 / phone photos: desk background, perspective, "
+        "uneven light and edge shadows",
+    )
+    parser.add_argument(
+        "--border-shadow",
+        action="store_true",
+        help="扫描仪深色盖板边框及沿一边的阴影带 / dark scanner-lid border and a shadow band along one card edge",
+    )
+    parser.add_argument(
+        "--stamp",
+        action="store_true",
+        help="在一个填写栏上加红色圆形公章 / a red round seal partly over one value zone",
+    )
+    parser.add_argument(
+        "--blank",
+        action="store_true",
+        help="空白卡：只有印刷表格和编号 / blank cards: the printed form and serial number only",
+    )
+    parser.add_argument(
+        "--alternative-layout",
+        type=int,
+        metavar="SEED",
+        help="改用由种子生成的另一种版式 / use the alternative layout made from SEED instead of the built-in template",
     )
     parser.add_argument(
         "--invalid-rate",
@@ -83,8 +120,14 @@ def main(argv: list[str] | None = None) -> int:
                 max_skew_deg=args.max_skew,
                 quarter_turns=args.quarter_turns,
                 invalid_rate=args.invalid_rate,
+                capture="photo" if args.photo else "scan",
+                border_shadow=args.border_shadow,
+                stamp=args.stamp,
+                blank=args.blank,
+                layout_seed=args.alternative_layout,
+                registry=load_registry(args.templates),
             )
-    except (ValueError, FontNotFoundError) as exc:
+    except (ValueError, FontNotFoundError, TemplateError) as exc:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 2
     print(f"已生成 {len(paths)} 张卡片：{args.out_dir} / wrote {len(paths)} cards to {args.out_dir}")

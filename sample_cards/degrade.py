@@ -1,4 +1,4 @@
-"""Scanner effects on a rendered card: skew, border, quarter turns, blur, noise, exposure, JPEG.
+"""Scanner effects on a rendered card: skew, border, edge shadow, quarter turns, blur, noise, exposure, JPEG.
 
 Each effect is chosen by the seeded RNG and recorded, and the position of
 the card's corners in the output image is tracked through every geometric
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-__all__ = ["QUARTER_TURNS", "ScanResult", "normalise_rotation", "simulate_scan"]
+__all__ = ["EDGE_NAMES", "QUARTER_TURNS", "ScanResult", "edge_shadow", "normalise_rotation", "simulate_scan"]
 
 QUARTER_TURNS = (0, 90, 180, 270)
 QUARTER_TURN_WEIGHTS = (40, 20, 20, 20)
@@ -30,6 +30,10 @@ EXPOSURE_CHANCE = 0.3
 JPEG_CHANCE = 0.5
 
 Point = tuple[float, float]
+
+# Card edges by name, as pairs of indexes into the corner list (top-left, top-right, bottom-right, bottom-left).
+EDGE_CORNERS = {"top": (0, 1), "right": (1, 2), "bottom": (2, 3), "left": (3, 0)}
+EDGE_NAMES = tuple(EDGE_CORNERS)
 
 
 @dataclass
@@ -66,14 +70,20 @@ def simulate_scan(
     degrade: bool,
     max_skew_deg: float,
     quarter_turn: int,
+    border_shadow_rng: random.Random | None = None,
 ) -> ScanResult:
-    """Turn a flat rendered card into a scan. ``quarter_turn`` is applied even when ``degrade`` is off."""
+    """Turn a flat rendered card into a scan. ``quarter_turn`` is applied even when ``degrade`` is off.
+
+    With ``border_shadow_rng`` the card always gets a dark scanner-lid border
+    and a shadow band along one edge, drawn from that RNG, with ``degrade`` on or off.
+    """
     if quarter_turn not in QUARTER_TURNS:
         raise ValueError(f"quarter_turn must be one of {QUARTER_TURNS}, got {quarter_turn!r}")
     width, height = card.size
     corners: list[Point] = [(0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height))]
     result = ScanResult(image=card)
     image = card
+    lid = _dark_lid(border_shadow_rng) if border_shadow_rng is not None else None
 
     if degrade:
         border = rng.random() < BORDER_CHANCE
@@ -82,6 +92,10 @@ def simulate_scan(
         else:
             # Without a visible border the scanner lid still fills skewed corners.
             background = (rng.randint(238, 248),) * 3
+        if lid is not None:
+            # The dark lid border added below replaces the random one.
+            border = False
+            background = lid
         if max_skew_deg > 0 and rng.random() < SKEW_CHANCE:
             skew = round(rng.uniform(-max_skew_deg, max_skew_deg), 3)
             if skew != 0.0:
@@ -91,6 +105,15 @@ def simulate_scan(
         if border:
             image, corners = _add_border(image, corners, rng, background)
             _record(result, "scanner_border", colour=list(background))
+
+    if lid is not None:
+        image, corners = _add_border(image, corners, border_shadow_rng, lid, share=(0.03, 0.08))
+        _record(result, "scanner_border", colour=list(lid))
+        edge = border_shadow_rng.choice(EDGE_NAMES)
+        band = round(border_shadow_rng.uniform(0.015, 0.05) * max(width, height), 2)
+        strength = round(border_shadow_rng.uniform(0.35, 0.6), 3)
+        image = edge_shadow(image, corners, edge, band, strength)
+        _record(result, "scanner_shadow", edge=edge, width_px=band, strength=strength)
 
     if quarter_turn:
         image, corners = _quarter_turn(image, corners, quarter_turn)
@@ -138,15 +161,58 @@ def _rotate_expand(
     return rotated, moved
 
 
+def _dark_lid(rng: random.Random) -> tuple[int, int, int]:
+    level = rng.randint(15, 55)
+    return (level, level, level + rng.randint(0, 6))
+
+
 def _add_border(
-    image: Image.Image, corners: list[Point], rng: random.Random, background: tuple[int, int, int]
+    image: Image.Image,
+    corners: list[Point],
+    rng: random.Random,
+    background: tuple[int, int, int],
+    share: tuple[float, float] = (0.01, 0.05),
 ) -> tuple[Image.Image, list[Point]]:
-    """Place the image on a larger scanner background with 1-5 % margins of the width per side."""
+    """Place the image on a larger scanner background with margins of ``share`` of the width per side."""
     width, height = image.size
-    left, top, right, bottom = (round(width * rng.uniform(0.01, 0.05)) for _ in range(4))
+    left, top, right, bottom = (round(width * rng.uniform(*share)) for _ in range(4))
     canvas = Image.new("RGB", (width + left + right, height + top + bottom), background)
     canvas.paste(image, (left, top))
     return canvas, [(x + left, y + top) for x, y in corners]
+
+
+def edge_shadow(
+    image: Image.Image, corners: list[Point], edge: str, width_px: float, strength: float
+) -> Image.Image:
+    """Darken a band along one card edge that fades into the card over about ``width_px``.
+
+    ``corners`` are the card corners in ``image`` (top-left, top-right,
+    bottom-right, bottom-left) and ``edge`` one of EDGE_NAMES. Beyond the edge,
+    outside the card, the shadow keeps its full ``strength`` (0-1).
+    """
+    start, end = EDGE_CORNERS[edge]
+    distance = _distance_into_card(image.size, corners, start, end)
+    darkening = strength * np.exp(-np.clip(distance, 0.0, None) / max(width_px, 1e-3) * 2.0)
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) * (1.0 - darkening)[:, :, np.newaxis]
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8), mode="RGB")
+
+
+def _distance_into_card(size: tuple[int, int], corners: list[Point], start: int, end: int) -> np.ndarray:
+    """Return, per pixel, the signed distance to the line of the edge from corner ``start`` to ``end``.
+
+    The distance is positive on the card's side of the line.
+    """
+    width, height = size
+    (x0, y0), (x1, y1) = corners[start], corners[end]
+    length = math.hypot(x1 - x0, y1 - y0)
+    normal_x, normal_y = -(y1 - y0) / length, (x1 - x0) / length
+    centre_x = sum(x for x, _ in corners) / 4
+    centre_y = sum(y for _, y in corners) / 4
+    if (centre_x - x0) * normal_x + (centre_y - y0) * normal_y < 0:
+        normal_x, normal_y = -normal_x, -normal_y
+    xs = np.arange(width, dtype=np.float32)[np.newaxis, :]
+    ys = np.arange(height, dtype=np.float32)[:, np.newaxis]
+    return (xs - x0) * normal_x + (ys - y0) * normal_y
 
 
 def _quarter_turn(image: Image.Image, corners: list[Point], turn_deg: int) -> tuple[Image.Image, list[Point]]:

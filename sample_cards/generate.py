@@ -16,14 +16,19 @@ from typing import Any, Iterable
 from PIL import Image
 from tqdm import tqdm
 
+from models.card_type import CardTypeSpec
 from models.template import Template
-from ocr.registry import load_registry
+from ocr.registry import Registry, load_registry
 from sample_cards.degrade import QUARTER_TURN_WEIGHTS, QUARTER_TURNS, simulate_scan
 from sample_cards.fonts import load_fonts
+from sample_cards.kind_values import make_values_by_kind
+from sample_cards.layouts import alternative_template
+from sample_cards.photo import simulate_photo
 from sample_cards.render import RenderOptions, card_size_px, render_card
-from sample_cards.values import SUPPORTED_CARD_TYPES, make_values
+from sample_cards.stamp import place_stamp, stamp_card
+from sample_cards.values import SUPPORTED_CARD_TYPES, CardValues, make_values
 
-__all__ = ["SAMPLES_DIR", "STYLES", "PAPERS", "INKS", "generate_card", "generate_stack", "make_samples"]
+__all__ = ["CAPTURES", "SAMPLES_DIR", "STYLES", "PAPERS", "INKS", "generate_card", "generate_stack", "make_samples"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,8 @@ STYLES = ("printed", "handwriting")
 PAPERS = ("white", "yellow", "pink")
 INKS = ("blue", "black")
 IMAGE_FORMATS = ("jpg", "png")
+# "scan": a flatbed scan; "photo": a phone photo of the card lying on a desk.
+CAPTURES = ("scan", "photo")
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 
@@ -72,31 +79,55 @@ def generate_card(
     paper: str | None = None,
     ink: str | None = None,
     quarter_turn: int | None = None,
+    capture: str = "scan",
+    photo: bool = False,
+    stamp: bool = False,
+    blank: bool = False,
+    border_shadow: bool = False,
+    registry: Registry | None = None,
+    card_type_spec: CardTypeSpec | None = None,
+    layout_seed: int | None = None,
 ) -> tuple[Image.Image, dict[str, Any]]:
-    """Render one synthetic card scan and return (RGB image, truth dict).
+    """Render one synthetic card scan or photo and return (RGB image, truth dict).
 
     The same arguments give the same truth and the same pixels on one machine.
     ``style``, ``paper`` and ``ink`` are drawn from the seed when None. With
     ``degrade`` off the card is flat, white unless ``paper`` sets another colour,
     and not skewed. ``quarter_turns`` turns the scan by a random multiple of
     90 degrees, and ``quarter_turn`` (0, 90, 180 or 270) sets the turn itself.
-    ``template`` defaults to the first built-in template of ``card_type``, by name.
+
+    ``capture="photo"`` (or ``photo=True``) makes a phone photo of the card on
+    a desk, with perspective, rotation up to ``max_skew_deg`` and uneven light.
+    ``border_shadow`` adds a dark scanner-lid border and a shadow band along one
+    card edge to a scan. ``stamp`` puts a red round seal partly over one value
+    zone. ``blank`` leaves every value empty except the pre-printed serial
+    number. These options apply whether ``degrade`` is on or off.
+
+    The card type comes from ``card_type_spec`` when given, else from
+    ``registry`` (default: the built-in card types and templates). ``template``
+    defaults to the first template of the card type by name, and to
+    ``alternative_template(card_type, 0)`` for a card type without one;
+    ``layout_seed`` picks ``alternative_template(card_type, layout_seed)``. Card
+    types other than the built-in two get values by field kind, and
+    ``invalid_rate`` must then be 0.
     """
-    _check_arguments(seed, card_type, style, dpi, invalid_rate, paper, ink, quarter_turn, max_skew_deg)
-    registry = load_registry()
-    if card_type not in registry.card_types:
-        raise ValueError(f"unknown card type {card_type!r}; known: {', '.join(sorted(registry.card_types))}")
-    spec = registry.card_type(card_type)
-    if template is None:
-        templates = sorted(registry.templates_for(card_type), key=lambda t: t.name)
-        if not templates:
-            raise ValueError(f"no template found for card type {card_type!r}")
-        template = templates[0]
-    elif template.card_type != card_type:
+    if photo:
+        if capture not in ("scan", "photo"):
+            raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, got {capture!r}")
+        capture = "photo"
+    _check_arguments(seed, style, dpi, invalid_rate, paper, ink, quarter_turn, max_skew_deg, capture)
+    spec = _card_type(card_type, registry, card_type_spec)
+    built_in_values = card_type in SUPPORTED_CARD_TYPES and card_type_spec is None
+    if invalid_rate > 0 and not built_in_values:
         raise ValueError(
-            f"template {template.name!r} is for card type {template.card_type!r}, not {card_type!r}; "
-            f"pass card_type={template.card_type!r}"
+            f"invalid_rate must be 0 for card type {card_type!r}: invalid values are injected "
+            f"only on {', '.join(SUPPORTED_CARD_TYPES)}"
         )
+    if layout_seed is not None:
+        if template is not None:
+            raise ValueError("pass template or layout_seed, not both")
+        template = alternative_template(card_type, layout_seed, card_type_spec=spec)
+    template = _template(card_type, template, registry, spec)
 
     # Separate streams, so changing how the card looks never changes its values.
     look_rng = random.Random(f"look:{seed}")
@@ -112,7 +143,12 @@ def generate_card(
     if quarter_turn is None:
         quarter_turn = look_rng.choices(QUARTER_TURNS, weights=QUARTER_TURN_WEIGHTS)[0] if quarter_turns else 0
 
-    values = make_values(card_type, values_rng, style=style, invalid_rate=invalid_rate)
+    if built_in_values:
+        values = make_values(card_type, values_rng, style=style, invalid_rate=invalid_rate)
+    else:
+        values = make_values_by_kind(spec, values_rng, style=style)
+    if blank:
+        values = _blank_values(values)
     zoned_keys = {f.key for f in template.fields}
     fields = {key: values.fields[key] if key in zoned_keys else "" for key in spec.keys}
     written = {key: values.written[key] if key in zoned_keys else "" for key in spec.keys}
@@ -120,10 +156,25 @@ def generate_card(
     options = RenderOptions(
         style=style, ink=ink, paper=paper, dpi=dpi, carbon_copy=paper != "white", paper_texture=degrade
     )
-    card = render_card(template, written, load_fonts(), options, render_rng)
-    scan = simulate_scan(
-        card, scan_rng, dpi=dpi, degrade=degrade, max_skew_deg=max_skew_deg, quarter_turn=quarter_turn
-    )
+    fonts = load_fonts()
+    card = render_card(template, written, fonts, options, render_rng)
+    stamp_truth = None
+    if stamp:
+        stamp_rng = random.Random(f"stamp:{seed}")
+        placement = place_stamp(template, written, card.size, dpi, stamp_rng)
+        card = stamp_card(card, placement, fonts, stamp_rng)
+        stamp_truth = placement.truth(card.size, template.field(placement.field).value_box)
+
+    if capture == "photo":
+        scan = simulate_photo(
+            card, random.Random(f"photo:{seed}"), dpi=dpi, degrade=degrade, max_rotation_deg=max_skew_deg,
+            quarter_turn=quarter_turn,
+        )
+    else:
+        scan = simulate_scan(
+            card, scan_rng, dpi=dpi, degrade=degrade, max_skew_deg=max_skew_deg, quarter_turn=quarter_turn,
+            border_shadow_rng=random.Random(f"border:{seed}") if border_shadow else None,
+        )
 
     degradations = list(scan.degradations)
     if options.carbon_copy:
@@ -152,12 +203,68 @@ def generate_card(
         "invalid_fields": [key for key in values.invalid_fields if key in zoned_keys],
         "invalid_reasons": {key: rule for key, rule in values.invalid_reasons.items() if key in zoned_keys},
     }
+    # Keys of the options below appear only when an option is on, so the truth of
+    # a plain scan (and the committed samples) stays as it was before the options.
+    if capture != "scan":
+        truth["capture"] = capture
+    if border_shadow:
+        truth["border_shadow"] = True
+    if blank:
+        truth["blank"] = True
+    if stamp_truth is not None:
+        truth["stamp_field"] = stamp_truth["field"]
+        truth["stamp"] = stamp_truth
     return scan.image, truth
+
+
+def _card_type(card_type: str, registry: Registry | None, card_type_spec: CardTypeSpec | None) -> CardTypeSpec:
+    """Return the spec of ``card_type``: ``card_type_spec`` when given, else the one in the registry."""
+    if card_type_spec is not None:
+        if card_type_spec.card_type != card_type:
+            raise ValueError(
+                f"card_type_spec is for card type {card_type_spec.card_type!r}, not {card_type!r}; "
+                f"pass card_type={card_type_spec.card_type!r}"
+            )
+        return card_type_spec
+    registry = registry or load_registry()
+    if card_type not in registry.card_types:
+        raise ValueError(f"unknown card type {card_type!r}; known: {', '.join(sorted(registry.card_types))}")
+    return registry.card_type(card_type)
+
+
+def _template(
+    card_type: str, template: Template | None, registry: Registry | None, spec: CardTypeSpec
+) -> Template:
+    """Return ``template`` after checking its card type, or the default template of ``card_type``."""
+    if template is not None:
+        if template.card_type != card_type:
+            raise ValueError(
+                f"template {template.name!r} is for card type {template.card_type!r}, not {card_type!r}; "
+                f"pass card_type={template.card_type!r}"
+            )
+        unknown = {f.key for f in template.fields} - set(spec.keys)
+        if unknown:
+            raise ValueError(f"template {template.name!r} has fields unknown to {card_type}: {', '.join(sorted(unknown))}")
+        return template
+    templates = sorted((registry or load_registry()).templates_for(card_type), key=lambda t: t.name)
+    if templates:
+        return templates[0]
+    return alternative_template(card_type, 0, card_type_spec=spec)
+
+
+def _blank_values(values: CardValues) -> CardValues:
+    """Keep only the pre-printed serial number: a form before anyone writes on it."""
+    serial = values.fields.get("card_serial", "")
+    fields = {key: "" for key in values.fields}
+    written = {key: "" for key in values.written}
+    if serial:
+        fields["card_serial"] = serial
+        written["card_serial"] = values.written["card_serial"]
+    return CardValues(fields, written)
 
 
 def _check_arguments(
     seed: int,
-    card_type: str,
     style: str | None,
     dpi: int,
     invalid_rate: float,
@@ -165,12 +272,11 @@ def _check_arguments(
     ink: str | None,
     quarter_turn: int | None,
     max_skew_deg: float,
+    capture: str,
 ) -> None:
     """Raise ValueError naming the first invalid argument."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if card_type not in SUPPORTED_CARD_TYPES:
-        raise ValueError(f"card_type must be one of {', '.join(SUPPORTED_CARD_TYPES)}, got {card_type!r}")
     if style is not None and style not in STYLES:
         raise ValueError(f"style must be one of {', '.join(STYLES)} or None, got {style!r}")
     if not 50 <= dpi <= 600:
@@ -185,6 +291,8 @@ def _check_arguments(
         raise ValueError(f"quarter_turn must be one of {QUARTER_TURNS} or None, got {quarter_turn!r}")
     if not 0.0 <= max_skew_deg <= 45.0:
         raise ValueError(f"max_skew_deg must be between 0 and 45 degrees, got {max_skew_deg}")
+    if capture not in CAPTURES:
+        raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, got {capture!r}")
 
 
 def _save(image: Image.Image, truth: dict[str, Any], out_dir: Path, stem: str, image_format: str, quality: int) -> Path:

@@ -12,11 +12,13 @@ import pytest
 from PIL import Image
 
 from ocr.normalize import normalize_fields
-from ocr.registry import load_registry
+from ocr.registry import Registry, load_registry
+from ocr.validate import validate_card
 from sample_cards import generate_card, generate_stack
 from sample_cards import fonts as fonts_module
 from sample_cards.__main__ import main as cli_main
-from sample_cards.generate import SAMPLES_DIR
+from sample_cards.generate import SAMPLE_DPI, SAMPLE_INVALID_SEEDS, SAMPLE_PLAN, SAMPLES_DIR
+from sample_cards.layouts import alternative_template
 from sample_cards.values import resident_id_check_char
 
 CARD_TYPES = ("foreign_guest", "domestic_guest")
@@ -369,3 +371,355 @@ def test_missing_fonts_named_in_error(monkeypatch):
     finally:
         monkeypatch.undo()
         fonts_module.load_fonts.cache_clear()
+
+
+# --- capture modes, stamp, blank cards, other layouts and card types ---------------------------------
+
+
+def card_homography(corners) -> np.ndarray:
+    """Return the 3x3 homography that maps relative card coordinates (u, v) in [0, 1] to image pixels."""
+    unit = ((0, 0), (1, 0), (1, 1), (0, 1))
+    rows, values = [], []
+    for (u, v), (x, y) in zip(unit, corners):
+        rows.append([u, v, 1, 0, 0, 0, -x * u, -x * v])
+        values.append(x)
+        rows.append([0, 0, 0, u, v, 1, -y * u, -y * v])
+        values.append(y)
+    h = np.linalg.solve(np.array(rows, dtype=float), np.array(values, dtype=float))
+    return np.append(h, 1.0).reshape(3, 3)
+
+
+def to_card(homography: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
+    """Map image pixels (x, y) back to relative card coordinates (u, v)."""
+    inverse = np.linalg.inv(homography)
+    ones = np.ones((len(points_xy), 1))
+    mapped = np.hstack([points_xy, ones]) @ inverse.T
+    return mapped[:, :2] / mapped[:, 2:3]
+
+
+def strong_red_pixels(image: Image.Image) -> np.ndarray:
+    """Red relative to the other channels, so dimmed red under uneven light still counts."""
+    pixels = np.asarray(image, dtype=np.int16)
+    red = (pixels[:, :, 0] - pixels[:, :, 1] > 55) & (pixels[:, :, 0] - pixels[:, :, 2] > 45)
+    return np.argwhere(red)[:, ::-1].astype(float)  # rows of (x, y)
+
+
+def assert_serial_where_corners_say(image: Image.Image, truth: dict, serial_box) -> None:
+    """The red serial number, found by colour inside the card, lies where the card corners put it."""
+    homography = card_homography(truth["card_corners_px"])
+    points = strong_red_pixels(image)
+    card_uv = to_card(homography, points)
+    on_card = (card_uv >= 0).all(axis=1) & (card_uv <= 1).all(axis=1)
+    assert on_card.sum() > 40
+    found = card_uv[on_card].mean(axis=0)
+    # The digits sit in the left part of the serial box, around its vertical middle.
+    expected = (serial_box.x0 + (serial_box.x1 - serial_box.x0) * 0.4, (serial_box.y0 + serial_box.y1) / 2)
+    assert abs(found[0] - expected[0]) < 0.05
+    assert abs(found[1] - expected[1]) < 0.05
+
+
+def test_large_skew_corners_locate_serial(registry):
+    large = []
+    for seed in range(30):
+        image, truth = generate_card(seed, "foreign_guest", "printed", dpi=80, max_skew_deg=45.0)
+        if abs(truth["skew_deg"]) > 25:
+            large.append((image, truth))
+        if len(large) == 2:
+            break
+    assert len(large) == 2
+    box = registry.templates["foreign_guest_standard"].field("card_serial").value_box
+    for image, truth in large:
+        assert abs(truth["skew_deg"]) <= 45.0
+        assert truth["rotation_deg"] == pytest.approx(truth["skew_deg"], abs=1e-6)
+        (x0, y0), (x1, y1) = truth["card_corners_px"][:2]
+        top_edge_deg = np.degrees(np.arctan2(y0 - y1, x1 - x0))
+        assert top_edge_deg == pytest.approx(truth["rotation_deg"], abs=0.05)
+        assert_serial_where_corners_say(image, truth, box)
+
+
+def test_max_skew_over_45_rejected():
+    with pytest.raises(ValueError, match="max_skew_deg"):
+        generate_card(1, max_skew_deg=46.0)
+
+
+def test_photo_deterministic_and_recorded():
+    first_image, first_truth = generate_card(21, "domestic_guest", dpi=70, photo=True)
+    second_image, second_truth = generate_card(21, "domestic_guest", dpi=70, capture="photo")
+    assert first_truth == second_truth
+    assert first_image.tobytes() == second_image.tobytes()
+    assert first_truth["capture"] == "photo"
+    for effect in ("photo", "lighting", "edge_shadow", "blur", "noise", "jpeg"):
+        assert effect in first_truth["degradations"]
+    params = first_truth["degradation_params"]
+    assert params["photo"]["background"] in ("wood", "grey", "cloth")
+    assert 1 <= len(params["edge_shadow"]["edges"]) <= 2
+    assert "capture" not in generate_card(21, "domestic_guest", dpi=70)[1]
+
+
+@pytest.mark.parametrize("turn", [0, 90, 270])
+def test_photo_corners_locate_serial(turn, registry):
+    image, truth = generate_card(
+        13 + turn, "foreign_guest", "printed", dpi=90, photo=True, quarter_turn=turn, max_skew_deg=20.0
+    )
+    assert truth["quarter_turn_deg"] == turn
+    assert truth["rotation_deg"] == pytest.approx(
+        (truth["quarter_turn_deg"] + truth["skew_deg"] + 180) % 360 - 180, abs=1e-3
+    )
+    corners = np.array(truth["card_corners_px"])
+    width, height = image.size
+    assert (corners >= 0).all()
+    assert (corners[:, 0] <= width).all()
+    assert (corners[:, 1] <= height).all()
+    # The corners are not a rectangle: the homography moved them.
+    sides = [np.linalg.norm(corners[i] - corners[(i + 1) % 4]) for i in range(4)]
+    assert abs(sides[0] - sides[2]) > 1.0 or abs(sides[1] - sides[3]) > 1.0
+    box = registry.templates["foreign_guest_standard"].field("card_serial").value_box
+    assert_serial_where_corners_say(image, truth, box)
+
+
+def test_photo_card_brighter_than_desk_edge():
+    image, truth = generate_card(3, "foreign_guest", dpi=70, photo=True, degrade=False, paper="white")
+    homography = card_homography(truth["card_corners_px"])
+    grey = np.asarray(image.convert("L"), dtype=float)
+    centre = homography @ np.array([0.5, 0.93, 1.0])
+    x, y = (centre[:2] / centre[2]).round().astype(int)
+    # A blank strip at the card foot next to the footer is paper, lit at least half as bright as white.
+    assert grey[y, x] > 110
+    assert "blur" not in truth["degradations"]
+
+
+def test_border_shadow_recorded_and_dark():
+    image, truth = generate_card(8, "domestic_guest", dpi=80, degrade=False, border_shadow=True)
+    assert truth["border_shadow"] is True
+    assert "scanner_border" in truth["degradations"]
+    shadow = truth["degradation_params"]["scanner_shadow"]
+    assert shadow["edge"] in ("top", "right", "bottom", "left")
+    grey = np.asarray(image.convert("L"), dtype=float)
+    (left, top), _, (right, bottom), _ = truth["card_corners_px"]
+    left, top, right, bottom = round(left), round(top), round(right), round(bottom)
+    assert grey[: max(1, top - 2), :].mean() < 80  # the lid border above the card is dark
+    strips = {
+        "top": grey[top + 1 : top + 4, left + 10 : right - 10],
+        "bottom": grey[bottom - 4 : bottom - 1, left + 10 : right - 10],
+        "left": grey[top + 10 : bottom - 10, left + 1 : left + 4],
+        "right": grey[top + 10 : bottom - 10, right - 4 : right - 1],
+    }
+    opposite = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}[shadow["edge"]]
+    assert strips[shadow["edge"]].mean() < strips[opposite].mean() - 30
+
+
+def test_stamp_red_and_over_recorded_zone(registry):
+    plain_image, plain_truth = generate_card(31, "foreign_guest", "handwriting", dpi=100, degrade=False, ink="black")
+    image, truth = generate_card(31, "foreign_guest", "handwriting", dpi=100, degrade=False, ink="black", stamp=True)
+    assert truth["fields"] == plain_truth["fields"]
+    assert truth == generate_card(31, "foreign_guest", "handwriting", dpi=100, degrade=False, ink="black", stamp=True)[1]
+    template = registry.templates[truth["template"]]
+    stamp = truth["stamp"]
+    assert truth["stamp_field"] == stamp["field"] != "card_serial"
+    assert truth["fields"][truth["stamp_field"]] != ""
+
+    width, height = image.size
+    serial = template.field("card_serial").value_box.to_pixels(width, height)
+    red = strong_red_pixels(image)  # (x, y)
+    in_serial = (red[:, 0] >= serial[0]) & (red[:, 0] < serial[2]) & (red[:, 1] >= serial[1]) & (red[:, 1] < serial[3])
+    red = red[~in_serial]
+    assert len(red) > 300
+    x0, y0, x1, y1 = (stamp["box"][0] * width, stamp["box"][1] * height, stamp["box"][2] * width, stamp["box"][3] * height)
+    assert red[:, 0].min() >= x0 - 2
+    assert red[:, 0].max() <= x1 + 2
+    assert red[:, 1].min() >= y0 - 2
+    assert red[:, 1].max() <= y1 + 2
+
+    zone = template.field(truth["stamp_field"]).value_box.to_pixels(width, height)
+    in_zone = (red[:, 0] >= zone[0]) & (red[:, 0] < zone[2]) & (red[:, 1] >= zone[1]) & (red[:, 1] < zone[3])
+    assert in_zone.sum() > 100
+
+    # The writing under the seal stays dark: the seal ink multiplies with the paper.
+    plain = np.asarray(plain_image.convert("L"), dtype=float)[zone[1] : zone[3], zone[0] : zone[2]]
+    stamped = np.asarray(image.convert("L"), dtype=float)[zone[1] : zone[3], zone[0] : zone[2]]
+    ink = plain < 100
+    assert ink.sum() > 50
+    assert (stamped[ink] < 110).mean() > 0.97
+
+
+def test_blank_card_has_no_values(registry):
+    filled = generate_card(17, "foreign_guest", dpi=90, degrade=False)[1]
+    image, truth = generate_card(17, "foreign_guest", dpi=90, degrade=False, blank=True)
+    assert truth["blank"] is True
+    assert truth["fields"]["card_serial"] == filled["fields"]["card_serial"]
+    assert {key: value for key, value in truth["fields"].items() if key != "card_serial"} == {
+        key: "" for key in truth["fields"] if key != "card_serial"
+    }
+    assert truth["written"]["card_serial"] == filled["written"]["card_serial"]
+
+    template = registry.templates[truth["template"]]
+    grey = np.asarray(image.convert("L"), dtype=float)
+    for spec in template.fields:
+        x0, y0, x1, y1 = spec.value_box.to_pixels(*image.size)
+        inner = grey[y0 + 3 : y1 - 3, x0 + 3 : x1 - 3]
+        if spec.key == "card_serial":
+            assert inner.min() < 150, "the pre-printed serial number is missing"
+        else:
+            assert inner.min() > 200, spec.key
+    assert len(red_pixels(image)) > 50
+
+
+@pytest.mark.parametrize("card_type", CARD_TYPES)
+def test_alternative_layout_differs_and_holds_values(card_type, registry):
+    built_in = registry.templates_for(card_type)[0]
+    layout = alternative_template(card_type, 4)
+    assert layout == alternative_template(card_type, 4)
+    assert layout != alternative_template(card_type, 5)
+    assert {f.key for f in layout.fields} == set(registry.card_type(card_type).keys)
+    assert [f.key for f in layout.fields] != [f.key for f in built_in.fields]
+    assert layout.title_box != built_in.title_box
+    moved = [f.key for f in layout.fields if f.value_box != built_in.field(f.key).value_box]
+    assert len(moved) == len(layout.fields)
+    # The registry accepts the layout as a template of the card type.
+    Registry(registry.card_types, {layout.name: layout})
+
+    for seed in range(2):
+        image, truth = generate_card(
+            seed, card_type, "handwriting", dpi=90, degrade=False, ink="blue", paper="white", template=layout
+        )
+        assert truth["template"] == layout.name
+        pixels = np.asarray(image, dtype=np.int16)
+        blue = (pixels[:, :, 2] - pixels[:, :, 0] > 50) & (pixels[:, :, 2] - pixels[:, :, 1] > 40)
+        inside = np.zeros_like(blue)
+        for spec in layout.fields:
+            x0, y0, x1, y1 = spec.value_box.to_pixels(*image.size)
+            inside[y0:y1, x0:x1] = True
+            if truth["written"][spec.key] and spec.key != "card_serial":
+                assert blue[y0:y1, x0:x1].sum() > 10, spec.key
+        assert not (blue & ~inside).any()
+
+
+def test_layout_seed_option_uses_alternative_layout():
+    _, truth = generate_card(2, "domestic_guest", dpi=60, degrade=False, layout_seed=7)
+    assert truth["template"] == alternative_template("domestic_guest", 7).name
+
+
+CUSTOM_CARD_TYPES = {
+    "hotel_checkin": {
+        "card_type": "hotel_checkin",
+        "title_zh": "宾馆入住登记单",
+        "title_en": "Check-in Slip",
+        "fields": [
+            {"key": "card_serial", "label_zh": "单号", "label_en": "No.", "kind": "serial"},
+            {"key": "guest_name", "label_zh": "姓名", "label_en": "Name", "kind": "text"},
+            {"key": "sex", "label_zh": "性别", "label_en": "Sex", "kind": "sex"},
+            {"key": "ethnicity", "label_zh": "民族", "label_en": "Ethnicity", "kind": "ethnicity"},
+            {"key": "date_of_birth", "label_zh": "出生日期", "label_en": "Date of birth", "kind": "date"},
+            {"key": "id_type", "label_zh": "证件类型", "label_en": "Type of ID", "kind": "id_type"},
+            {"key": "id_number", "label_zh": "证件号码", "label_en": "ID No.", "kind": "resident_id"},
+            {"key": "phone", "label_zh": "联系电话", "label_en": "Phone", "kind": "text"},
+            {"key": "plate", "label_zh": "车牌号", "label_en": "Car plate", "kind": "text", "required": False},
+            {"key": "check_in", "label_zh": "入住日期", "label_en": "Check-in", "kind": "date"},
+            {"key": "check_out", "label_zh": "退房日期", "label_en": "Check-out", "kind": "date"},
+            {"key": "room", "label_zh": "房号", "label_en": "Room", "kind": "room"},
+        ],
+        "cross_rules": ["date_of_birth_past", "resident_id_matches"],
+    },
+    "visitor_slip": {
+        "card_type": "visitor_slip",
+        "title_zh": "境外旅客入住单",
+        "title_en": "Foreign Visitor Slip",
+        "fields": [
+            {"key": "card_serial", "label_zh": "编号", "label_en": "No.", "kind": "serial"},
+            {"key": "family_name", "label_zh": "姓", "label_en": "Surname", "kind": "latin_name"},
+            {"key": "first_names", "label_zh": "名", "label_en": "Given names", "kind": "latin_name"},
+            {"key": "sex", "label_zh": "性别", "label_en": "Sex", "kind": "sex"},
+            {"key": "date_of_birth", "label_zh": "出生日期", "label_en": "Date of birth", "kind": "date"},
+            {"key": "nationality", "label_zh": "国籍", "label_en": "Nationality", "kind": "nationality"},
+            {"key": "document_type", "label_zh": "证件种类", "label_en": "Document", "kind": "document_type"},
+            {"key": "document_number", "label_zh": "证件号码", "label_en": "Document No.", "kind": "document_number"},
+            {"key": "visa_type", "label_zh": "签证种类", "label_en": "Visa", "kind": "visa_type", "required": False},
+            {"key": "visa_number", "label_zh": "签证号码", "label_en": "Visa No.", "kind": "visa_number",
+             "required": False},
+            {"key": "valid_until", "label_zh": "有效期至", "label_en": "Valid until", "kind": "date"},
+            {"key": "entry_date", "label_zh": "入境日期", "label_en": "Date of entry", "kind": "date"},
+            {"key": "arrival_date", "label_zh": "抵店日期", "label_en": "Date of arrival", "kind": "date"},
+            {"key": "departure_date", "label_zh": "离店日期", "label_en": "Date of departure", "kind": "date"},
+            {"key": "room_number", "label_zh": "房号", "label_en": "Room No.", "kind": "room"},
+            {"key": "remarks", "label_zh": "备注", "label_en": "Remarks", "kind": "text"},
+        ],
+        "cross_rules": [
+            "date_of_birth_past", "departure_after_arrival", "entry_before_arrival", "valid_until_after_departure",
+            "document_number_format", "visa_for_permit_holders",
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def custom_registry(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("card_types")
+    for name, spec in CUSTOM_CARD_TYPES.items():
+        (folder / f"{name}.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+    return load_registry([str(folder)])
+
+
+@pytest.mark.parametrize("card_type", sorted(CUSTOM_CARD_TYPES))
+def test_custom_card_type_values_valid(card_type, custom_registry):
+    spec = custom_registry.card_type(card_type)
+    for seed in range(8):
+        image, truth = generate_card(seed, card_type, dpi=60, degrade=False, registry=custom_registry)
+        fields = truth["fields"]
+        assert list(fields) == spec.keys
+        assert truth["template"] == f"{card_type}_alt0"
+        problems = validate_card(spec, fields, today=date(2026, 7, 1))
+        assert {key: found for key, found in problems.items() if found} == {}, (seed, fields)
+        assert normalize_fields(spec, truth["written"]) == fields
+        if card_type == "hotel_checkin":
+            assert fields["check_in"] <= fields["check_out"]
+            assert re.fullmatch(r"1\d{10}", fields["phone"])
+        else:
+            assert fields["family_name"] != fields["first_names"]
+        assert image.size == tuple(truth["image_size_px"])
+
+
+def test_custom_card_type_from_spec_without_registry(custom_registry):
+    spec = custom_registry.card_type("hotel_checkin")
+    first = generate_card(3, "hotel_checkin", dpi=60, card_type_spec=spec, photo=True, stamp=True)
+    second = generate_card(3, "hotel_checkin", dpi=60, card_type_spec=spec, photo=True, stamp=True)
+    assert first[1] == second[1]
+    assert first[0].tobytes() == second[0].tobytes()
+    assert first[1]["stamp_field"] in spec.keys
+    with pytest.raises(ValueError, match="invalid_rate"):
+        generate_card(3, "hotel_checkin", card_type_spec=spec, invalid_rate=0.5)
+
+
+def test_sample_truths_unchanged_by_new_options(tmp_path: Path):
+    # The new options are off by default, so committed samples come out with the same truth.
+    for number, (seed, card_type, style, paper, turn) in enumerate(SAMPLE_PLAN, start=1):
+        if number not in (7, 12):
+            continue
+        _, truth = generate_card(
+            seed, card_type, style, dpi=SAMPLE_DPI, paper=paper, quarter_turn=turn,
+            invalid_rate=1.0 if seed in SAMPLE_INVALID_SEEDS else 0.0,
+        )
+        committed = next(SAMPLES_DIR.glob(f"card_{number:02d}_*.json"))
+        assert json.dumps(truth, ensure_ascii=False, indent=2) + "\n" == committed.read_text(encoding="utf-8")
+
+
+def test_cli_new_flags(tmp_path: Path):
+    code = cli_main([str(tmp_path / "a"), "--count", "2", "--seed", "4", "--dpi", "60", "--photo", "--stamp",
+                     "--max-skew", "45", "--quiet"])
+    assert code == 0
+    truths = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((tmp_path / "a").glob("*.json"))]
+    assert len(truths) == 2
+    assert [t["capture"] for t in truths] == ["photo", "photo"]
+    assert all(t["stamp_field"] for t in truths)
+
+    code = cli_main([str(tmp_path / "b"), "--count", "1", "--dpi", "60", "--blank", "--border-shadow",
+                     "--alternative-layout", "2", "--card-type", "domestic_guest", "--quiet"])
+    assert code == 0
+    truth = json.loads(next((tmp_path / "b").glob("*.json")).read_text(encoding="utf-8"))
+    assert truth["blank"] is True
+    assert truth["border_shadow"] is True
+    assert truth["template"] == "domestic_guest_alt2"
+
+
+def test_cli_rejects_skew_over_45(tmp_path: Path, capsys):
+    assert cli_main([str(tmp_path / "out"), "--max-skew", "60", "--quiet"]) == 2
+    assert "max_skew_deg" in capsys.readouterr().err
