@@ -45,6 +45,13 @@ TemplatesOption = Annotated[
 DpiOption = Annotated[
     int, typer.Option("--dpi", min=50, max=1200, help="PDF 页面渲染分辨率（dpi）/ PDF render resolution")
 ]
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--config",
+        help="配置文件，默认 $HUKA_CONFIG 或 ./hukacapture.toml / config file (default $HUKA_CONFIG or ./hukacapture.toml)",
+    ),
+]
 
 
 def say(zh: str, en: str) -> None:
@@ -182,8 +189,9 @@ def status(
     batch: Annotated[Optional[str], typer.Option("--batch", help="只看此批次 / only this batch")] = None,
     db: DbOption = None,
     data_dir: DataDirOption = None,
+    config: ConfigOption = None,
 ) -> None:
-    """查看各批次卡片的状态。 / Show card counts per batch and state."""
+    """查看各批次卡片的状态与上报期限；有逾期记录时退出码为 10。 / Show card counts and transmission deadlines; exit 10 when a record is overdue."""
     from models.card import CardStatus
 
     store = _store(db, data_dir, create=False)
@@ -202,6 +210,171 @@ def status(
         zh = "，".join(f"{labels[s][0]} {summary.counts.get(str(s), 0)}" for s in labels)
         en = ", ".join(f"{labels[s][1]} {summary.counts.get(str(s), 0)}" for s in labels)
         say(f"{summary.name}：共 {summary.total} 张；{zh}", f"{summary.name}: {summary.total} card(s); {en}")
+    _say_deadlines(store, config)
+
+
+# Transmission: deadline lines of `status`, and the commands transmit, confirm and handover.
+
+# Records listed one by one per deadline group; the rest are counted.
+MAX_LISTED_RECORDS = 20
+
+
+def _say_items(items, label_zh: str, label_en: str, now) -> None:
+    for item in items[:MAX_LISTED_RECORDS]:
+        when = item.deadline.strftime("%Y-%m-%d %H:%M")
+        hours = item.hours_left(now)
+        say(
+            f"  {label_zh}：卡片 {item.card_id}（{item.card_type}，抵店 {item.arrival_date}，期限 {when}，剩余 {hours:.1f} 小时）",
+            f"  {label_en}: card {item.card_id} ({item.card_type}, arrival {item.arrival_date}, due {when}, {hours:.1f} h left)",
+        )
+    if len(items) > MAX_LISTED_RECORDS:
+        rest = len(items) - MAX_LISTED_RECORDS
+        say(f"  …另有 {rest} 条{label_zh}记录", f"  … and {rest} more {label_en}")
+
+
+def _say_deadlines(store, config_path: Path | None) -> None:
+    """Print the records due soon, overdue and unconfirmed; exit with OVERDUE when one is overdue."""
+    from ocr.transmit.config import load_config
+    from ocr.transmit.deadline import deadline_report
+
+    config = load_config(config_path)
+    report = deadline_report(store, config)
+    hours = f"{config.deadline.due_soon_hours:g}"
+    say(
+        f"上报期限：已逾期 {len(report.overdue)} 条，{hours} 小时内到期 {len(report.due_soon)} 条，"
+        f"已发送未确认 {len(report.unconfirmed)} 条，待发送的更正 {report.corrections_pending} 条。",
+        f"transmission deadlines: {len(report.overdue)} overdue, {len(report.due_soon)} due within {hours} h, "
+        f"{len(report.unconfirmed)} sent and not acknowledged, {report.corrections_pending} corrections queued",
+    )
+    _say_items(report.overdue, "已逾期", "overdue", report.now)
+    _say_items(report.due_soon, "即将到期", "due soon", report.now)
+    _say_items(report.unconfirmed, "未确认", "not acknowledged", report.now)
+    if report.review_overdue:
+        ids = ", ".join(str(item.card_id) for item in report.review_overdue[:MAX_LISTED_RECORDS])
+        more = len(report.review_overdue) - MAX_LISTED_RECORDS
+        tail = f" …(+{more})" if more > 0 else ""
+        say(
+            f"注意：{len(report.review_overdue)} 张尚未审核的卡片已过上报期限，请尽快审核：卡片 {ids}{tail}",
+            f"note: {len(report.review_overdue)} cards not yet approved are past their deadline; review them: {ids}{tail}",
+        )
+    if report.has_overdue:
+        raise typer.Exit(ExitCode.OVERDUE)
+
+
+@app.command()
+def transmit(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    list_batches: Annotated[
+        bool, typer.Option("--list", help="只列出已有的上报批次，不发送 / list the batches, send nothing")
+    ] = False,
+    purge_expired: Annotated[
+        bool,
+        typer.Option("--purge-expired", help="删除超过保存期限的归档 / delete archive folders past their retention period"),
+    ] = False,
+    templates: TemplatesOption = None,
+) -> None:
+    """把已审核、尚未确认的记录上报出入境管理部门，并归档。 / Send approved records not yet acknowledged, then archive them."""
+    from ocr.registry import load_registry
+    from ocr.transmit.config import load_config
+
+    settings = load_config(config)
+    store = _store(db, data_dir, create=False)
+    if list_batches:
+        _say_batches(store)
+        return
+    from ocr.transmit.runner import run_transmit
+
+    report = run_transmit(store, settings, registry=load_registry(tuple(str(t) for t in templates or [])))
+    if report.approved:
+        say(f"自动通过的卡片已审核通过：{report.approved} 张。", f"auto-accepted cards approved: {report.approved}")
+    say(
+        f"新建批次 {report.formed} 个；已确认 {len(report.acknowledged)} 个，等待人工确认 {len(report.awaiting_confirmation)} 个，"
+        f"失败 {len(report.failed)} 个；归档记录 {report.archived} 条。",
+        f"{report.formed} new batches; {len(report.acknowledged)} acknowledged, "
+        f"{len(report.awaiting_confirmation)} awaiting manual confirmation, {len(report.failed)} failed; "
+        f"{report.archived} records archived",
+    )
+    for batch_id in report.awaiting_confirmation:
+        say(
+            f"批次 {batch_id} 已放入待上传目录。上传后请运行：python -m ocr confirm {batch_id} --by 姓名 --receipt 回执编号",
+            f"batch {batch_id} is in the upload folder; after uploading it run: "
+            f"python -m ocr confirm {batch_id} --by NAME --receipt NUMBER",
+        )
+    for batch_id, message_zh, message_en in report.failed:
+        warn(f"批次 {batch_id}：{message_zh}", f"batch {batch_id}: {message_en}")
+    if purge_expired:
+        from ocr.transmit.archive import purge_expired as purge
+
+        result = purge(store)
+        say(f"已删除超过保存期限的归档：{result.cards} 张卡片。", f"expired archive folders deleted: {result.cards} cards")
+    if report.failed:
+        raise typer.Exit(ExitCode.PARTIAL)
+
+
+def _say_batches(store) -> None:
+    from ocr.transmit.outbox import list_batches
+
+    batches = list_batches(store)
+    if not batches:
+        say("还没有上报批次。", "no transmission batches yet")
+    for batch in batches:
+        receipt = batch.receipt or "-"
+        say(
+            f"{batch.id}\t{batch.card_type}\t抵店 {batch.arrival_date}\t{batch.kind}\t{len(batch.records)} 条\t"
+            f"{batch.adapter}\t{batch.state}\t回执 {receipt}",
+            f"{batch.id}\t{batch.card_type}\tarrival {batch.arrival_date}\t{batch.kind}\t{len(batch.records)} records\t"
+            f"{batch.adapter}\t{batch.state}\treceipt {receipt}",
+        )
+
+
+@app.command()
+def confirm(
+    batch: Annotated[str, typer.Argument(help="批次编号或幂等键 / batch id or idempotency key")],
+    by: Annotated[str, typer.Option("--by", help="确认人姓名 / name of the clerk who uploaded it")],
+    receipt: Annotated[
+        Optional[str], typer.Option("--receipt", help="上报系统给出的回执编号 / receipt number from the office")
+    ] = None,
+    phone: Annotated[bool, typer.Option("--phone", help="已电话确认，没有回执编号 / confirmed by phone")] = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """记录人工上传批次的确认：谁、何时、回执编号或电话确认。 / Record the confirmation of a batch uploaded by hand."""
+    from ocr.transmit.config import load_config
+    from ocr.transmit.runner import confirm_manual
+
+    settings = load_config(config)
+    store = _store(db, data_dir, create=False)
+    info = confirm_manual(store, settings, batch, clerk=by, receipt=receipt, by_phone=phone)
+    say(
+        f"批次 {info.id} 已确认（{len(info.records)} 条记录），回执：{info.receipt}。",
+        f"batch {info.id} confirmed ({len(info.records)} records), receipt: {info.receipt}",
+    )
+
+
+@app.command()
+def handover(
+    month: Annotated[str, typer.Option("--month", help="月份 YYYY-MM / month")],
+    out: Annotated[Path, typer.Option("--out", help="输出目录 / output folder")] = Path("handover"),
+    config: ConfigOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """生成当月白联移交清单（XLSX 与可打印的 PDF）。 / Write the month's handover list of white copies (XLSX and PDF)."""
+    from ocr.transmit.config import load_config
+    from ocr.transmit.handover import write_handover
+
+    settings = load_config(config)
+    store = _store(db, data_dir, create=False)
+    xlsx_path, pdf_path, listed, waiting = write_handover(store, settings, month, out)
+    say(f"移交清单：{xlsx_path}、{pdf_path}（{listed} 张）", f"handover list: {xlsx_path}, {pdf_path} ({listed} cards)")
+    if waiting:
+        warn(
+            f"注意：{month} 还有 {waiting} 张境外人员卡片未审核，未列入清单。",
+            f"note: {waiting} foreign-guest cards of {month} are not approved yet and are not listed",
+        )
 
 
 @app.command()

@@ -166,6 +166,107 @@ class AuditRow(Base):
     new_value: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+# Transmission to the exit-entry office: the outbox, the batches sent and the archive.
+# A card's approval queues its record in the same transaction (see Store.set_status),
+# so an approved record cannot be left out of transmission. The package
+# ocr.transmit reads and advances these rows; the card states stay as they are.
+
+
+class OutboxRow(Base):
+    """One record of a card queued for transmission: the first send or a correction."""
+
+    __tablename__ = "transmit_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
+    # "original" for the first send of a card, "correction" for a later change of a sent card.
+    kind: Mapped[str] = mapped_column(String(16))
+    # The original entry a correction replaces; None for an original.
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("transmit_outbox.id"), nullable=True)
+    # "pending" until put in a batch, then "batched", then "acknowledged" by the receiver.
+    state: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("transmit_batches.id"), nullable=True, index=True)
+    # The record as sent (field values and derived columns), written when the entry is batched.
+    record: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    queued_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class TransmitBatchRow(Base):
+    """One file of records of one card type, arrival date and kind, delivered as a unit."""
+
+    __tablename__ = "transmit_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Sent with every delivery attempt of this batch, so a receiver counts a re-sent batch once.
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    card_type: Mapped[str] = mapped_column(String(64))
+    arrival_date: Mapped[str] = mapped_column(String(10), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    file_format: Mapped[str] = mapped_column(String(8))
+    adapter: Mapped[str] = mapped_column(String(16))
+    # "created" → "ready" (files written) → "awaiting_confirmation" (manual) → "acknowledged".
+    state: Mapped[str] = mapped_column(String(24), index=True, default="created")
+    data_file: Mapped[str | None] = mapped_column(Text, nullable=True)
+    manifest: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Who confirmed the delivery: "https", "folder", or the clerk's name for a manual upload.
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    receipt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The receiver's acknowledgement as received (HTTP status and body), or the clerk's note.
+    acknowledgement: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class ArchiveRow(Base):
+    """A transmitted card's scans and records kept in the archive folder until ``purge_after``."""
+
+    __tablename__ = "transmit_archive"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), unique=True)
+    arrival_date: Mapped[str] = mapped_column(String(10), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    folder: Mapped[str] = mapped_column(Text)
+    archived_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    purge_after: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+def _queue_for_transmission(session: Session, card_id: int) -> None:
+    """Queue the card's record unless an entry is pending already.
+
+    A card whose original was put in a batch before gets a correction that
+    refers to that original; any other card gets its original.
+    """
+    pending = session.scalar(
+        select(OutboxRow.id).where(OutboxRow.card_id == card_id, OutboxRow.state == "pending")
+    )
+    if pending is not None:
+        return
+    original = session.scalar(
+        select(OutboxRow.id)
+        .where(OutboxRow.card_id == card_id, OutboxRow.kind == "original")
+        .order_by(OutboxRow.id)
+    )
+    if original is None:
+        session.add(OutboxRow(card_id=card_id, kind="original"))
+    else:
+        session.add(OutboxRow(card_id=card_id, kind="correction", corrects_id=original))
+    log.info("card %s queued for transmission", card_id)
+
+
+def _was_transmitted(session: Session, card_id: int) -> bool:
+    """Return whether a record of the card was put in a batch, so a change must be sent as a correction."""
+    return (
+        session.scalar(select(OutboxRow.id).where(OutboxRow.card_id == card_id, OutboxRow.state != "pending"))
+        is not None
+    )
+
+
 def _enable_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -448,6 +549,7 @@ class Store:
         with self.session() as session:
             card = self._claim_version(session, card_id, expected_version)
             rows = {row.key: row for row in card.fields}
+            any_changed = False
             for key, result in results.items():
                 row = rows.get(key)
                 if row is None:
@@ -473,6 +575,10 @@ class Store:
                 if result.engine:
                     row.engine = result.engine
                 row.confidence = result.confidence
+                any_changed = any_changed or changed
+            # Transmission: a changed value of a sent card is queued as a correction.
+            if any_changed and _was_transmitted(session, card_id):
+                _queue_for_transmission(session, card_id)
             log.info("card %s fields saved count=%d by=%s", card_id, len(results), actor)
             return card.version
 
@@ -495,6 +601,9 @@ class Store:
             )
             if note:
                 session.add(AuditRow(card_id=card_id, actor=actor, action="note", new_value=note))
+            # Transmission: the approval and the queued record commit together.
+            if status == CardStatus.APPROVED:
+                _queue_for_transmission(session, card_id)
             log.info("card %s status %s -> %s by=%s", card_id, old, status, actor)
             return card.version
 

@@ -1,0 +1,103 @@
+"""Deadline watch: which records are due soon, overdue, or sent but not confirmed.
+
+A record is due ``deadline.hours`` (24) after 00:00 of its arrival date in the
+configured time zone. The card gives only the arrival date, not the hour, so
+this is the earliest the 24 hours could end. A record is done when the
+receiver, or the clerk for a manual upload, has acknowledged its first send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+
+from sqlalchemy import select
+
+from models.card import CardStatus
+from ocr.store import CardRow, OutboxRow, Store, _detail
+from ocr.transmit.batches import arrival_date_of
+from ocr.transmit.config import Config
+
+__all__ = ["DeadlineItem", "DeadlineReport", "deadline_report"]
+
+WAITING_FOR_REVIEW = (CardStatus.EXTRACTED, CardStatus.NEEDS_REVIEW, CardStatus.AUTO_ACCEPTED)
+
+
+@dataclass(frozen=True)
+class DeadlineItem:
+    card_id: int
+    card_type: str
+    arrival_date: str
+    # Aware datetime in the configured time zone.
+    deadline: datetime
+    # "pending" (queued), "batched" (sent or being sent, not acknowledged), or the card state for review cards.
+    state: str
+
+    def hours_left(self, now: datetime) -> float:
+        return (self.deadline - now).total_seconds() / 3600
+
+
+@dataclass
+class DeadlineReport:
+    now: datetime
+    overdue: list[DeadlineItem] = field(default_factory=list)
+    due_soon: list[DeadlineItem] = field(default_factory=list)
+    # Sent but not acknowledged: first sends and corrections alike.
+    unconfirmed: list[DeadlineItem] = field(default_factory=list)
+    # Cards still in review whose deadline has passed; reported, but not counted as overdue records.
+    review_overdue: list[DeadlineItem] = field(default_factory=list)
+    corrections_pending: int = 0
+
+    @property
+    def has_overdue(self) -> bool:
+        return bool(self.overdue)
+
+
+def _deadline(arrival: str, config: Config) -> datetime:
+    zone = config.deadline.zone
+    start = datetime.combine(datetime.fromisoformat(arrival).date(), time(0, 0), tzinfo=zone)
+    return start + timedelta(hours=config.deadline.hours)
+
+
+def deadline_report(store: Store, config: Config, now: datetime | None = None) -> DeadlineReport:
+    """Return the records due within ``deadline.due_soon_hours``, overdue, and unconfirmed at ``now``."""
+    zone = config.deadline.zone
+    now = (now or datetime.now(UTC)).astimezone(zone)
+    soon = timedelta(hours=config.deadline.due_soon_hours)
+    report = DeadlineReport(now=now)
+    with store.session() as session:
+        entries = session.scalars(
+            select(OutboxRow).where(OutboxRow.state != "acknowledged").order_by(OutboxRow.id)
+        ).all()
+        for entry in entries:
+            card = session.get(CardRow, entry.card_id)
+            if card.status not in (CardStatus.APPROVED, CardStatus.EXPORTED):
+                continue
+            detail = _detail(card)
+            arrival = (entry.record or {}).get("arrival_date") or arrival_date_of(detail, zone)
+            try:
+                deadline = _deadline(str(arrival), config)
+            except ValueError:
+                deadline = _deadline(arrival_date_of(detail, zone), config)
+            item = DeadlineItem(card.id, card.card_type, str(arrival), deadline, entry.state)
+            if entry.state == "batched":
+                report.unconfirmed.append(item)
+            if entry.kind == "correction":
+                if entry.state == "pending":
+                    report.corrections_pending += 1
+                continue
+            if deadline <= now:
+                report.overdue.append(item)
+            elif deadline - now <= soon:
+                report.due_soon.append(item)
+
+        waiting = session.scalars(
+            select(CardRow).where(CardRow.status.in_([str(s) for s in WAITING_FOR_REVIEW])).order_by(CardRow.id)
+        ).all()
+        for card in waiting:
+            detail = _detail(card)
+            arrival = arrival_date_of(detail, zone)
+            deadline = _deadline(arrival, config)
+            if deadline <= now:
+                report.review_overdue.append(DeadlineItem(card.id, card.card_type, arrival, deadline, card.status))
+    return report
