@@ -20,6 +20,7 @@ import streamlit as st  # noqa: E402
 
 from ocr.errors import CardCaptureError  # noqa: E402
 from review_app.card_page import render_card  # noqa: E402
+from review_app.deadline_panel import render_deadline_panel  # noqa: E402
 from review_app.queue_page import render_queue  # noqa: E402
 from review_app.session import (  # noqa: E402
     LANG_KEY,
@@ -62,6 +63,7 @@ def main() -> None:
         st.error(tr("store_failed", message=exc.message(lang())))
         st.stop()
 
+    render_deadline_panel(store)
     card_id = current_card_id()
     if card_id is None:
         render_queue(store)

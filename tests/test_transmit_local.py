@@ -250,3 +250,21 @@ def test_status_exits_zero_when_nothing_due(tmp_path: Path, cards: Cards):
 
     assert result.returncode == 0, result.stderr
     assert "已逾期 0 条" in result.stdout
+
+
+def test_review_app_deadline_panel(tmp_path: Path, cards: Cards, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    overdue = cards.add(foreign_values("0012345", "2025-12-01"))
+    monkeypatch.setenv("HUKA_DB_URL", cards.store.url)
+    monkeypatch.setenv("HUKA_DATA_DIR", str(cards.store.data_dir))
+    monkeypatch.delenv("HUKA_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    app = AppTest.from_file(str(PROJECT_ROOT / "review_app" / "app.py"), default_timeout=60)
+    app.run()
+
+    assert not app.exception, app.exception
+    errors = "\n".join(str(element.value) for element in app.sidebar.error)
+    assert f"已逾期 1 条：卡片 {overdue}" in errors
+    assert "0012345" not in errors
