@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # Must be set before onnxruntime loads: its Linux wheel sends telemetry otherwise.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-ENGINE_NAMES = ("rapidocr", "tesseract")
+ENGINE_NAMES = ("rapidocr", "tesseract", "paddleocr")
 
 
 @dataclass(frozen=True)
@@ -239,11 +239,16 @@ def _is_cjk(char: str) -> bool:
 
 @lru_cache(maxsize=4)
 def get_engine(name: str = "rapidocr") -> OcrEngine:
-    """Return a shared engine instance by name ("rapidocr" or "tesseract")."""
+    """Return a shared engine instance by name ("rapidocr", "tesseract" or "paddleocr")."""
     if name == "rapidocr":
         return RapidOcrEngine()
     if name == "tesseract":
         return TesseractEngine()
+    if name == "paddleocr":
+        # Imported here because the paddleocr package is an optional extra.
+        from ocr.engine_paddle import PaddleOcrEngine
+
+        return PaddleOcrEngine()
     raise EngineUnavailableError(
         f"未知的识别引擎 {name!r}。可选：{', '.join(ENGINE_NAMES)}。",
         f"unknown OCR engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}",
