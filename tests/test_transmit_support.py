@@ -175,6 +175,7 @@ def make_handler(state: Receiver):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             key = self.headers.get("Idempotency-Key", "")
+
             with state.lock:
                 state.requests += 1
                 state.headers.append(dict(self.headers))
@@ -189,12 +190,14 @@ def make_handler(state: Receiver):
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
+
             envelope = json.loads(body)
             manifest = envelope["manifest"]
             content = base64.b64decode(envelope["content_base64"])
             if hashlib.sha256(content).hexdigest() != manifest["file"]["sha256"] or manifest["idempotency_key"] != key:
                 self._reply(422, {"error": "checksum or key mismatch"})
                 return
+
             with state.lock:
                 duplicate = key in state.batches
                 if duplicate:
@@ -202,6 +205,7 @@ def make_handler(state: Receiver):
                 else:
                     state.batches[key] = _parse_records(manifest, content)
             state.received.set()
+
             if action == "store_then_500":
                 self._reply(500, {"error": "stored, reply lost"})
                 return

@@ -55,7 +55,7 @@ class DeliveryError(CardCaptureError):
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    """What an adapter learned from one delivery."""
+    """Outcome of one delivery: acknowledged or not, and the receiver's reply."""
 
     # True when the receiver confirmed the batch; False when a person must still confirm it.
     acknowledged: bool

@@ -3,7 +3,7 @@
 Layout: ``<archive>/<arrival date>/<category>/card_<id>/`` with
 ``original.png``, ``straight.png`` and one ``record_<record id>.json`` per
 acknowledged record (the first send and each correction), so the folder of a
-day holds that day's cards sorted into 外宾, 港澳台, 团签 and 境内旅客 (domestic
+day contains that day's cards sorted into 外宾, 港澳台, 团签 and 境内旅客 (domestic
 guests). Each card's folder is kept ``retention_days`` after its first
 archiving; ``transmit --purge-expired`` then deletes it.
 """

@@ -1,6 +1,6 @@
 """Records, daily batch files and their manifest.
 
-A batch holds the records of one card type, one arrival date and one kind
+A batch contains the records of one card type, one arrival date and one kind
 (first sends or corrections). Its data file is CSV (UTF-8 with BOM), XLSX or
 JSON Lines with the columns of ``docs/export-schema.md``; its manifest is a
 JSON file with the count, the card-serial range and gaps, SHA-256 checksums of
@@ -54,7 +54,7 @@ META_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("guest_category", "旅客类别", "Guest category"),
 )
 
-# More gaps than this are not listed one by one; the manifest says how many there are.
+# More gaps than this are not listed one by one; the manifest gives their count.
 MAX_LISTED_GAPS = 1000
 
 

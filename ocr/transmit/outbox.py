@@ -39,6 +39,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # Card states whose records are sent; a card sent back to review or rejected waits.
+# NOTE: rejecting a card whose record was sent already sends no cancellation to the office.
 TRANSMITTABLE = (CardStatus.APPROVED, CardStatus.EXPORTED)
 
 CREATED = "created"

@@ -1,8 +1,8 @@
 """One transmission run, and the clerk's confirmation of a manual upload.
 
-A run takes a lock, so two runs never form or send the same batch, then:
+A run takes a lock, so two runs never form or send the same batch. It first
 re-sends every batch formed before and not yet delivered (after a crash or an
-outage), forms new batches from the queued records, delivers them, and
+outage). Then it forms new batches from the queued records, delivers them, and
 archives what was acknowledged. A batch keeps its idempotency key and records
 on every re-send, so a receiver that dedupes by the key counts it once.
 """
