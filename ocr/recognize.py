@@ -1,8 +1,14 @@
 """OCR of field zones: crop each value zone of the matched template and read it.
 
-Printed table lines that cross a crop are painted out before reading, so an
-engine does not read a cell border as "1" or "|". Each zone also gets an ink
-measure, which separates a blank field from writing the engine could not read.
+Zones are cut from gray versions of the card made by :mod:`ocr.dropout`: the
+paper flattened to white and red print removed, so that tinted carbon copies
+read like white cards and a red stamp over a value is neither read nor hides
+the writing under it. A zone whose template ink is "red" (the pre-printed
+serial number) is cut from the red layer instead, which holds the red print
+only. Printed table lines that cross a crop are painted out before reading,
+so an engine does not read a cell border as "1" or "|". Each zone also gets an
+ink measure, which separates a blank field from writing the engine could not
+read.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import cv2
 import numpy as np
 
 from models.card_type import CardTypeSpec
+from ocr.dropout import drop_red, red_layer
 from ocr.engines import OcrEngine, TextLine
 from ocr.layout import LayoutMatch, zone_rect
 from ocr.prepare import remove_rules
@@ -37,7 +44,8 @@ class ZoneRead:
     # Zone on the straightened image, (x0, y0, x1, y1) pixels.
     box: tuple[int, int, int, int]
     engine: str
-    # Share of the zone's pixels that are ink once the printed rules are removed.
+    # Share of the zone's pixels that are ink once the paper is flattened, red print (or, in a
+    # red-ink zone, everything but red print) and the printed rules are removed.
     ink: float
 
 
@@ -47,7 +55,8 @@ def ink_ratio(gray: np.ndarray) -> float:
         return 0.0
     paper = float(np.percentile(gray, 75))
     # Faint carbon-copy writing on the generated tinted cards is about 40 grey levels below the
-    # paper. The opening drops isolated noise pixels, so scanner grain does not count as writing.
+    # paper in a plain gray conversion, and darker once ocr.dropout has flattened the paper. The
+    # opening drops isolated noise pixels, so scanner grain does not count as writing.
     ink = (gray < paper - 30).astype(np.uint8)
     ink = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     return float(ink.mean())
@@ -68,22 +77,24 @@ def read_fields(
 ) -> dict[str, ZoneRead]:
     """Read every field zone of ``card_type`` from a straightened card image (H x W x 3 BGR)."""
     assert match.template is not None
+    # The paper is estimated on the whole card, where every window holds bare paper, not per zone.
+    layers = {"any": drop_red(image)}
     reads: dict[str, ZoneRead] = {}
     for spec in card_type.fields:
         try:
-            zone = match.template.field(spec.key).value_box
+            field = match.template.field(spec.key)
         except KeyError:
             log.warning("template %s has no zone for field %s", match.template.name, spec.key)
             continue
 
         # Grow the zone a little upwards and downwards: handwriting leaves its line.
-        x0, y0, x1, y1 = zone_rect(match, zone, image.shape, pad_x=0.0, pad_y=0.12)
-        crop = image[y0:y1, x0:x1]
-        if crop.size == 0:
+        x0, y0, x1, y1 = zone_rect(match, field.value_box, image.shape, pad_x=0.0, pad_y=0.12)
+        if x1 <= x0 or y1 <= y0:
             reads[spec.key] = ZoneRead(spec.key, "", 0.0, (x0, y0, x1, y1), engine.name, 0.0)
             continue
 
-        gray = remove_rules(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY))
+        layer = _layer(layers, image, field.ink)
+        gray = remove_rules(layer[y0:y1, x0:x1])
         ink = ink_ratio(gray)
         # Every zone is read, even one that looks blank: faint writing must not pass as an empty field.
         lines = engine.read_zone(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
@@ -91,3 +102,11 @@ def read_fields(
         score = min((line.score for line in lines if line.text.strip()), default=0.0)
         reads[spec.key] = ZoneRead(spec.key, text, score, (x0, y0, x1, y1), engine.name, ink)
     return reads
+
+
+def _layer(layers: dict[str, np.ndarray], image: np.ndarray, ink: str) -> np.ndarray:
+    """Return the gray card image to read a zone of template ink ``ink`` from, made once per card."""
+    key = "red" if ink == "red" else "any"
+    if key not in layers:
+        layers[key] = red_layer(image)
+    return layers[key]
