@@ -120,8 +120,8 @@ def _red_chroma(balanced: np.ndarray) -> np.ndarray:
 def paper_normalize(image: np.ndarray) -> np.ndarray:
     """Flatten the paper of a BGR image (H x W x 3 uint8) to white and return gray H x W uint8.
 
-    All print and writing is kept, red print included (as mid gray). Paper is about 255;
-    faint strokes are darkened by the tone curve (see ``BLACK_POINT``, ``TONE_GAMMA``).
+    All print and writing is kept, red print included (as mid gray). Paper is about 255,
+    and faint strokes are darkened by the tone curve (see ``BLACK_POINT``, ``TONE_GAMMA``).
     """
     return _tone(_luma(balance_paper(image)))
 
