@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ocr.cli_template import template_app
 from ocr.errors import CardCaptureError, ExitCode
 
 __all__ = ["app", "main"]
@@ -500,6 +501,7 @@ def demo(
 
 bench_app = typer.Typer(help="基准测试 / benchmarks")
 app.add_typer(bench_app, name="bench")
+app.add_typer(template_app, name="template")
 
 
 @bench_app.callback(invoke_without_command=True)

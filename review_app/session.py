@@ -7,10 +7,12 @@ read and set it. The store is shared by all sessions of one server process.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import streamlit as st
 
+from ocr.errors import TemplateError
 from ocr.registry import Registry, load_registry
 from ocr.store import Store, default_data_dir, default_db_url
 from review_app.texts import text
@@ -28,6 +30,7 @@ __all__ = [
     "reviewer",
     "reviewer_or_warn",
     "show_flash",
+    "template_dirs",
     "tr",
 ]
 
@@ -56,10 +59,35 @@ def get_store() -> Store:
     return _open_store(default_db_url(data_dir), str(data_dir))
 
 
+# A site's own card types and templates: folders separated by os.pathsep (":" on Linux), as
+# ``python -m ocr review --templates DIR`` sets it.
+TEMPLATE_DIRS_ENV = "HUKA_TEMPLATE_DIRS"
+
+
+def template_dirs() -> tuple[str, ...]:
+    """Return the extra template folders named in ``$HUKA_TEMPLATE_DIRS``, in order."""
+    raw = os.environ.get(TEMPLATE_DIRS_ENV, "")
+    return tuple(part for part in raw.split(os.pathsep) if part.strip())
+
+
 @st.cache_resource(show_spinner=False)
+def _load_registry(folders: tuple[str, ...]) -> Registry:
+    log.info("review app loads templates extra_dirs=%s", list(folders))
+    return load_registry(folders)
+
+
 def get_registry() -> Registry:
-    """Return the built-in card types and templates."""
-    return load_registry()
+    """Return the built-in card types and templates plus those in ``$HUKA_TEMPLATE_DIRS``.
+
+    An invalid folder is shown as an error and stops the page, because cards of
+    a site's own type would otherwise show as unknown.
+    """
+    try:
+        return _load_registry(template_dirs())
+    except TemplateError as exc:
+        log.error("template folders failed to load extra_dirs=%s error=%s", list(template_dirs()), exc)
+        st.error(tr("templates_failed", message=exc.message(lang())))
+        st.stop()
 
 
 def lang() -> str:

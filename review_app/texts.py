@@ -23,6 +23,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Enter your name as reviewer in the sidebar before saving.",
     ),
     "store_failed": ("无法打开数据库：{message}", "cannot open the database: {message}"),
+    "templates_failed": (
+        "无法载入环境变量 HUKA_TEMPLATE_DIRS 指定的模板目录：{message}",
+        "cannot load the template folders named in HUKA_TEMPLATE_DIRS: {message}",
+    ),
     "queue_title": ("待审核队列", "Review queue"),
     "batch": ("批次", "Batch"),
     "no_batches": (
