@@ -12,17 +12,25 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ocr.bench_prep import quad_corner_error
 from ocr.prepare import (
+    CARD_ASPECT,
     Prepared,
     apply_quarter_turn,
+    card_dpi,
     crop_to_card,
     estimate_skew,
+    find_card_quad,
     normalize_angle,
     prepare,
+    quad_skew_deg,
     quality_problems,
     rotate_image,
+    sharpness,
     text_axis,
+    warp_card,
 )
+from sample_cards import generate_card
 
 WHITE = (255, 255, 255)
 SERIAL_RED_BGR = (0, 0, 220)
@@ -425,8 +433,226 @@ def test_quality_too_small():
     problems = quality_problems(small)
 
     assert [code for code, _, _ in problems] == ["too_small"]
-    assert "400" in problems[0][1]
+    code, message_zh, message_en = problems[0]
+    assert "500 像素" in message_zh
+    assert "60 dpi" in message_zh
+    assert "120 dpi" in message_en
 
 
 def test_quality_accepts_bgr(card):
     assert problem_codes(card) == []
+
+
+def test_quality_small_card_on_black_lid_not_dark(card):
+    scan = card_on_background(card, 10)
+
+    prepared = prepare(scan)
+
+    assert problem_codes(prepared.image) == []
+    assert problem_codes(scan) == []  # the black lid covers under 90% of the scan
+
+
+def test_quality_card_on_black_lid_is_cropped_first(card):
+    # The card covers under a tenth of the scan, so the whole scan reads as too dark.
+    canvas = np.full((3400, 4200, 3), 12, dtype=np.uint8)
+    canvas[1200:2200, 1400:2800] = card
+
+    prepared = prepare(canvas)
+
+    assert "too_dark" in problem_codes(canvas)
+    assert problem_codes(prepared.image) == []
+
+
+@pytest.mark.parametrize("blur_mm", [0.6, 1.0])
+def test_quality_too_blurred(blur_mm):
+    image, _ = generate_card(31, "foreign_guest", dpi=200, degrade=False)
+    scan = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
+    blurred = cv2.GaussianBlur(scan, (0, 0), blur_mm * 200 / 25.4)
+
+    problems = quality_problems(prepare(blurred).image)
+
+    assert [code for code, _, _ in problems] == ["too_blurred"]
+    assert "模糊" in problems[0][1]
+    assert "blurred" in problems[0][2]
+
+
+def test_quality_mild_blur_accepted():
+    # 0.3 mm of blur still reads well, so it must not send the card to review.
+    image, _ = generate_card(31, "foreign_guest", dpi=200, degrade=False)
+    scan = cv2.GaussianBlur(cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR), (0, 0), 0.3 * 200 / 25.4)
+
+    assert problem_codes(prepare(scan).image) == []
+    assert sharpness(gray(scan)) > 0.38
+
+
+def test_quality_not_a_card():
+    # Soft dark blobs on paper: ink, but neither table lines nor lines of text.
+    rng = np.random.default_rng(5)
+    clouds = cv2.resize(rng.uniform(0, 1, (12, 16)), (1600, 1200), interpolation=cv2.INTER_CUBIC)
+    picture = np.clip(250 - 160 * np.clip(clouds, 0, 1) ** 3, 0, 255).astype(np.uint8)
+    for _ in range(40):
+        centre = (int(rng.integers(0, 1600)), int(rng.integers(0, 1200)))
+        cv2.circle(picture, centre, int(rng.integers(30, 120)), int(rng.integers(20, 120)), -1)
+
+    problems = quality_problems(picture)
+
+    assert [code for code, _, _ in problems] == ["not_a_card"]
+    assert "不是登记卡" in problems[0][1]
+
+
+def test_quality_text_only_page_is_card_like():
+    assert problem_codes(gray(make_card(table=False))) == []
+
+
+def test_quality_generated_cards_clean():
+    for seed in (41, 42, 43):
+        image, _ = generate_card(seed, ("foreign_guest", "domestic_guest")[seed % 2], dpi=150, max_skew_deg=45.0)
+        prepared = prepare(cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR))
+
+        assert problem_codes(prepared.image) == [], seed
+
+
+def test_card_dpi_from_long_side():
+    assert card_dpi(np.zeros((1169, 1654), np.uint8)) == pytest.approx(200.0, abs=0.1)
+
+
+# --------------------------------------------------------------------------
+# Skew over the whole range
+# --------------------------------------------------------------------------
+
+WIDE_ANGLES = [-44.6, -38.0, -29.5, -21.2, -12.7, 16.4, 24.9, 33.3, 41.8, 45.0]
+
+
+@pytest.mark.parametrize("table", [True, False])
+def test_skew_whole_range(table):
+    base = make_card(table=table)
+    for angle in WIDE_ANGLES:
+        scan = pil_rotate(base, angle)
+
+        estimate = estimate_skew(gray(scan))
+
+        assert abs(normalize_angle(estimate - angle)) <= 0.3, (angle, estimate)
+
+
+def generated_scan(seed: int, **options) -> tuple[np.ndarray, dict]:
+    image, truth = generate_card(seed, ("foreign_guest", "domestic_guest")[seed % 2], dpi=150, **options)
+    return cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR), truth
+
+
+def upright_turn(prepared: Prepared, rotation_deg: float) -> int:
+    """Return the candidate turn whose reported rotation matches the truth, or -1."""
+    for turn in prepared.quarter_turn_candidates:
+        if abs(normalize_angle(prepared.content_rotation_deg(turn) - rotation_deg, 180.0)) <= 3.0:
+            return turn
+    return -1
+
+
+@pytest.mark.parametrize("quarter_turn", [0, 90, 180, 270])
+def test_generated_scans_any_turn_and_skew(quarter_turn):
+    # Handwritten and printed cards with scanner noise, a seal on some, skew up to 45 degrees.
+    for seed in (quarter_turn + 1, quarter_turn + 2):
+        scan, truth = generated_scan(seed, max_skew_deg=45.0, quarter_turn=quarter_turn, stamp=seed % 2 == 0)
+
+        prepared = prepare(scan)
+
+        assert abs(normalize_angle(prepared.skew_deg - truth["skew_deg"])) <= 0.15, (seed, prepared.skew_deg, truth)
+        assert upright_turn(prepared, truth["rotation_deg"]) != -1, (seed, prepared.quarter_turn_candidates, truth)
+        # The red serial number puts the right turn first.
+        assert upright_turn(prepared, truth["rotation_deg"]) == prepared.quarter_turn_candidates[0], seed
+
+
+# --------------------------------------------------------------------------
+# Card outline and perspective
+# --------------------------------------------------------------------------
+
+
+def long_line_angles(image: np.ndarray) -> np.ndarray:
+    """Return the angles (degrees, modulo 90) of long dark straight segments in ``image``."""
+    ink = cv2.adaptiveThreshold(gray(image), 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 31, 15)
+    length = min(image.shape[:2]) // 3
+    segments = cv2.HoughLinesP(ink, 1, np.pi / 720, length // 2, minLineLength=length, maxLineGap=4)
+    assert segments is not None, "no table lines found"
+    x1, y1, x2, y2 = segments.reshape(-1, 4).T.astype(float)
+    return np.array([normalize_angle(value) for value in np.degrees(np.arctan2(-(y2 - y1), x2 - x1))])
+
+
+@pytest.mark.parametrize("quarter_turn", [0, 90, 180, 270])
+def test_photo_corners_and_upright_warp(quarter_turn):
+    seed = 60 + quarter_turn
+    image, truth = generate_card(seed, "foreign_guest", dpi=150, capture="photo", max_skew_deg=45.0,
+                                 quarter_turn=quarter_turn, stamp=True)  # fmt: skip
+    photo = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
+
+    quad = find_card_quad(photo)
+    prepared = prepare(photo)
+
+    assert quad is not None
+    assert quad_corner_error(quad, truth["card_corners_px"]) <= 4.0
+    assert prepared.perspective_corrected
+    assert np.allclose(prepared.card_quad, quad)
+    turn = upright_turn(prepared, truth["rotation_deg"])
+    assert turn == prepared.quarter_turn_candidates[0], (prepared.quarter_turn_candidates, truth["rotation_deg"])
+    upright = apply_quarter_turn(prepared.image, turn)
+    height, width = upright.shape[:2]
+    assert width / height == pytest.approx(CARD_ASPECT, rel=0.01)
+    # Straight table lines: every long segment is horizontal or vertical.
+    assert np.max(np.abs(long_line_angles(upright))) <= 0.5
+    serial_x, serial_y = red_centroid(upright[: height // 5])
+    assert serial_x > 0.6
+
+
+def test_quad_skew_and_warp_of_rotated_card(card):
+    scan = card_on_background(card, 40, angle=-33.0)
+
+    quad = find_card_quad(scan)
+
+    assert quad is not None
+    assert quad_skew_deg(quad) == pytest.approx(-33.0, abs=0.2)
+    warped = warp_card(scan, quad)
+    assert warped.shape[1] > warped.shape[0]
+    assert abs(estimate_skew(gray(warped))) <= 0.2
+
+
+def test_quad_ignores_printed_table(card):
+    # A white card on a white bed: the only rectangle is the table, which has paper on both sides.
+    assert find_card_quad(card_on_background(card, 255)) is None
+    assert find_card_quad(card) is None
+
+
+def test_quad_rejects_image_without_card():
+    rng = np.random.default_rng(11)
+    noise = rng.integers(0, 256, (900, 1200, 3), dtype=np.uint8)
+
+    assert find_card_quad(noise) is None
+
+
+def test_scan_border_and_shadow_cropped():
+    scan, truth = generated_scan(71, max_skew_deg=20.0, border_shadow=True)
+
+    prepared = prepare(scan)
+
+    assert prepared.perspective_corrected
+    assert quad_corner_error(prepared.card_quad, truth["card_corners_px"]) <= 4.0
+    image = gray(prepared.image)
+    band = max(2, min(image.shape) // 100)
+    for edge in (image[:band], image[-band:], image[:, :band], image[:, -band:]):
+        # The dark lid is gone; a shadow on the paper may darken it a little.
+        assert np.median(edge) > 150
+
+
+def test_white_bed_shadow_band_cropped(card):
+    # A grey scanner bed with a dark gradient shadow along the card's left edge.
+    canvas = np.full((1600, 2000, 3), 200, dtype=np.uint8)
+    canvas[300:1300, 300:1700] = card
+    shade = np.ones(canvas.shape[:2], dtype=np.float32)
+    shade[:, 150:300] = np.linspace(0.95, 0.4, 150)[None, :]
+    shaded = (canvas * shade[:, :, None]).astype(np.uint8)
+    scan = pil_rotate(shaded, 8.0, fill=(200, 200, 200))
+
+    prepared = prepare(scan)
+
+    assert prepared.perspective_corrected
+    assert prepared.skew_deg == pytest.approx(8.0, abs=0.2)
+    height, width = prepared.image.shape[:2]
+    assert abs(width - 1400) <= 10
+    assert abs(height - 1400 / CARD_ASPECT) <= 10
