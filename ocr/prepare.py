@@ -1098,6 +1098,9 @@ def sharpness(gray: np.ndarray) -> float:
     grey level) makes it independent of exposure and ink colour. Sharp
     generated cards give 3.9-7.2, the same cards blurred with a Gaussian of
     0.4 mm give 0.40-0.60, 0.5 mm 0.26-0.40 and 0.6 mm 0.19-0.27.
+
+    NOTE: strong sensor noise added after the blur raises the Laplacian too,
+    so a noisy blurred photo may pass. Only generated cards were measured.
     """
     long_side = max(gray.shape[:2])
     if long_side > _SHARPNESS_LONG_SIDE:
