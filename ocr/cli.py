@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ocr.bench_prep import bench_prep_command
 from ocr.cli_template import template_app
 from ocr.errors import CardCaptureError, ExitCode
 
@@ -37,7 +38,8 @@ DataDirOption = Annotated[
     typer.Option("--data-dir", help="数据目录（数据库与扫描图像），默认 ./ocr-data / data folder"),
 ]
 EngineOption = Annotated[
-    str, typer.Option("--engine", help="识别引擎：rapidocr（默认）或 tesseract / OCR engine")
+    str,
+    typer.Option("--engine", help="识别引擎：rapidocr（默认）、tesseract 或 paddleocr（可选安装）/ OCR engine"),
 ]
 TemplatesOption = Annotated[
     Optional[list[Path]],
@@ -501,6 +503,7 @@ def demo(
 
 bench_app = typer.Typer(help="基准测试 / benchmarks")
 app.add_typer(bench_app, name="bench")
+bench_app.command("prep")(bench_prep_command)
 app.add_typer(template_app, name="template")
 
 
