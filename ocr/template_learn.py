@@ -362,6 +362,7 @@ def _place_labels(
 ) -> dict[str, LearnedField]:
     """Find each field's label lines; return a LearnedField per field key, with label boxes for those found."""
     assigned, unused = _assign_labels(lines, spec)
+    line_owner = {hit.line_index: hit.key for hit in assigned.values()}
     result: dict[str, LearnedField] = {}
     for field_spec in spec.fields:
         zh = assigned.get((field_spec.key, "zh"))
@@ -417,6 +418,9 @@ def _place_labels(
             )
         for other in unused:
             if (other.key, other.language) != (anchor.key, anchor.language):
+                continue
+            if line_owner.get(other.line_index, anchor.key) != anchor.key:
+                # The other line carries another field's label ("Room No." for "No."), which is no ambiguity.
                 continue
             if (other.similarity, other.coverage) == (anchor.similarity, anchor.coverage) and other.line_index != anchor.line_index:
                 checks.append(
