@@ -23,7 +23,16 @@ from models.template import Box, Template
 from ocr.engines import TextLine
 from ocr.registry import Registry
 
-__all__ = ["GENERIC_LABELS", "LabelledValue", "LayoutMatch", "TEMPLATE_HEIGHT", "match_layout", "read_labelled_values", "zone_rect"]
+__all__ = [
+    "GENERIC_LABELS",
+    "LabelledValue",
+    "LayoutMatch",
+    "TEMPLATE_HEIGHT",
+    "clean_text",
+    "match_layout",
+    "read_labelled_values",
+    "zone_rect",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +67,14 @@ class LayoutMatch:
     reasons: list[str] = field(default_factory=list)
 
 
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
+    """Return ``text`` lower-cased without spaces and punctuation, as labels are compared."""
     return _PUNCTUATION.sub("", text).lower()
 
 
 def label_similarity(label: str, line: str) -> float:
     """Return how well ``label`` matches some part of ``line``, in [0, 1]."""
-    label, line = _clean(label), _clean(line)
+    label, line = clean_text(label), clean_text(line)
     if not label or not line:
         return 0.0
     if label in line:
@@ -100,14 +110,17 @@ def _match_anchors(
         for line_index, line in enumerate(lines):
             similarity = label_similarity(label, line.text)
             if similarity >= MIN_LABEL_SIMILARITY:
-                candidates.append((similarity, anchor_index, line_index, box))
+                # Among equally similar lines, the one the label fills most wins: "No." takes
+                # the line "No." rather than "Room No.".
+                fill = len(clean_text(label)) / max(1, len(clean_text(line.text)))
+                candidates.append((similarity, fill, anchor_index, line_index, box))
 
     # Greedy one-to-one assignment, best similarity first: two labels never share a line.
-    candidates.sort(key=lambda c: -c[0])
+    candidates.sort(key=lambda c: (-c[0], -c[1]))
     used_anchors: set[int] = set()
     used_lines: set[int] = set()
     template_points, image_points = [], []
-    for _similarity, anchor_index, line_index, box in candidates:
+    for _similarity, _fill, anchor_index, line_index, box in candidates:
         if anchor_index in used_anchors or line_index in used_lines:
             continue
         used_anchors.add(anchor_index)

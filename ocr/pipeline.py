@@ -35,7 +35,15 @@ from ocr.registry import Registry, load_registry
 from ocr.store import Store
 from ocr.validate import validate_card, validate_value
 
-__all__ = ["PageResult", "RunReport", "extract_paths", "ingest_paths", "process_page"]
+__all__ = [
+    "PAGE_OCR_MAX_SIDE",
+    "PageResult",
+    "RunReport",
+    "extract_paths",
+    "ingest_paths",
+    "process_page",
+    "read_page_scaled",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +107,7 @@ def _full_text(lines: list[TextLine]) -> str:
     return "\n".join(line.text for line in ordered)
 
 
-def _read_page_scaled(engine: OcrEngine, image: np.ndarray) -> list[TextLine]:
+def read_page_scaled(engine: OcrEngine, image: np.ndarray) -> list[TextLine]:
     """OCR a page at most :data:`PAGE_OCR_MAX_SIDE` pixels long; return lines in the image's own pixels."""
     scale = min(1.0, PAGE_OCR_MAX_SIDE / max(image.shape[:2]))
     if scale >= 1.0:
@@ -113,7 +121,7 @@ def _locate(image: np.ndarray, candidates: list[int], engine: OcrEngine, registr
     best = None
     for quarter in candidates:
         turned = apply_quarter_turn(image, quarter)
-        lines = _read_page_scaled(engine, turned)
+        lines = read_page_scaled(engine, turned)
         match = match_layout(lines, registry)
 
         # Line-direction models read an upside-down page too; the fitted layout then shows a half turn.

@@ -92,6 +92,8 @@ CARD_WIDTH_MM = 210.0
 CARD_ASPECT = 210.0 / 148.0
 # A warped outline whose side ratio is within this share of CARD_ASPECT is given exactly that ratio.
 _ASPECT_SNAP_TOLERANCE = 0.30
+# Opposite sides differing by less than this share of the long side mean the outline has no perspective.
+_FLAT_SIDE_TOLERANCE = 0.02
 
 # Residual content skew inside a card outline above which the outline is not trusted.
 _MAX_OUTLINE_RESIDUAL_DEG = 3.0
@@ -874,16 +876,19 @@ def _card_size(quad: np.ndarray) -> tuple[int, int]:
 
     The size keeps the longer of each pair of opposite sides, so no detail
     is lost on the side nearer the camera. When the sides have a ratio
-    within 30% of A5 (210 x 148 mm, the size of the registration cards),
-    the short side is set from that ratio, because perspective makes the
-    measured ratio unreliable. On generated photos whose corners move by up
+    within 30% of A5 (210 x 148 mm, the size of the registration cards) and
+    the outline shows perspective, the short side is set from that ratio,
+    because perspective makes the measured ratio unreliable. On generated photos whose corners move by up
     to 10%, it ranged from 1.14 to 1.7.
     """
     sides = np.linalg.norm(np.roll(quad, -1, axis=0) - quad, axis=1)
     width = float(max(sides[0], sides[2]))
     height = float(max(sides[1], sides[3]))
     long_side, short_side = max(width, height), min(width, height)
-    if abs(long_side / max(short_side, 1.0) / CARD_ASPECT - 1.0) <= _ASPECT_SNAP_TOLERANCE:
+    # A flat scan keeps its measured ratio: opposite sides of equal length show there is no perspective,
+    # and a card printed at another size must not be stretched to A5.
+    flat = max(abs(sides[0] - sides[2]), abs(sides[1] - sides[3])) <= _FLAT_SIDE_TOLERANCE * long_side
+    if not flat and abs(long_side / max(short_side, 1.0) / CARD_ASPECT - 1.0) <= _ASPECT_SNAP_TOLERANCE:
         short_side = long_side / CARD_ASPECT
         width, height = (long_side, short_side) if width >= height else (short_side, long_side)
     return max(1, round(width)), max(1, round(height))

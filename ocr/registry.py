@@ -12,7 +12,7 @@ from models.card_type import CardTypeSpec
 from models.template import Template
 from ocr.errors import TemplateError
 
-__all__ = ["Registry", "load_registry"]
+__all__ = ["Registry", "load_registry", "reload_registry"]
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +85,8 @@ def _load(extra_dirs: tuple[str, ...]) -> Registry:
 def load_registry(extra_dirs: list[str] | tuple[str, ...] = ()) -> Registry:
     """Return the built-in card types and templates plus those found in ``extra_dirs``."""
     return _load(tuple(str(d) for d in extra_dirs))
+
+
+def reload_registry() -> None:
+    """Forget the loaded folders, so the next :func:`load_registry` reads files written since."""
+    _load.cache_clear()

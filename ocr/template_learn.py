@@ -42,10 +42,10 @@ from models.template import Box, Template, TemplateField
 from ocr.engines import OcrEngine, TextLine, get_engine
 from ocr.errors import InputFileError, TemplateError
 from ocr.ingest import IngestFailure, iter_pages
-from ocr.layout import MIN_ANCHORS, MIN_LABEL_SIMILARITY, label_similarity, match_layout
+from ocr.layout import MIN_ANCHORS, MIN_LABEL_SIMILARITY, clean_text, label_similarity, match_layout
+from ocr.pipeline import PAGE_OCR_MAX_SIDE, read_page_scaled
 from ocr.prepare import apply_quarter_turn, prepare
-from ocr import registry as registry_module
-from ocr.registry import Registry, load_registry
+from ocr.registry import Registry, load_registry, reload_registry
 from ocr.validate import CROSS_RULES
 
 __all__ = [
@@ -61,12 +61,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The characters ocr.layout.label_similarity ignores, so that lengths here count what it compares.
-_PUNCTUATION = re.compile(r"[\s:：()（）/.,，。、·_\-]+")
-
-# Page OCR runs on a copy at most this long, as the pipeline does, so that the
-# learned label boxes sit where the pipeline's page OCR finds the labels.
-PAGE_OCR_MAX_SIDE = 1280
 # A label found less similar than this is reported for a person to check.
 CHECK_SIMILARITY = 0.95
 # A zone narrower than this many label text heights is reported as too narrow.
@@ -160,15 +154,6 @@ def _read_first_page(path: Path, pdf_dpi: int) -> np.ndarray:
     )
 
 
-def _read_page_scaled(engine: OcrEngine, image: np.ndarray) -> list[TextLine]:
-    """OCR a page at most PAGE_OCR_MAX_SIDE pixels long; return lines in the image's own pixels."""
-    scale = min(1.0, PAGE_OCR_MAX_SIDE / max(image.shape[:2]))
-    if scale >= 1.0:
-        return engine.read_page(image)
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return [TextLine(line.text, line.score, line.points / scale) for line in engine.read_page(small)]
-
-
 def _turn_lines_180(lines: list[TextLine], width: int, height: int) -> list[TextLine]:
     """Return the lines as they sit after the image is turned by 180 degrees."""
     turned = []
@@ -214,7 +199,7 @@ def _orient(
     best: tuple[int, np.ndarray, list[TextLine], int] | None = None
     for quarter in order:
         turned = apply_quarter_turn(image, quarter)
-        lines = _read_page_scaled(engine, turned)
+        lines = read_page_scaled(engine, turned)
         found = _found_label_lines(lines, spec)
         log.info("blank read at quarter turn %d: %d lines, %d labels", quarter, len(lines), len(found))
         if best is None or len(found) > best[0]:
@@ -225,7 +210,7 @@ def _orient(
     _count, turned, lines, quarter = best
 
     # Decide between this turn and the half turn from a few label crops.
-    found = sorted(_found_label_lines(lines, spec), key=lambda pair: -len(_clean(pair[0])))[:ORIENTATION_CROPS]
+    found = sorted(_found_label_lines(lines, spec), key=lambda pair: -len(clean_text(pair[0])))[:ORIENTATION_CROPS]
     upright, upside_down = _upright_votes(turned, found, engine)
     log.info("orientation votes upright=%.2f turned=%.2f", upright, upside_down)
     if upside_down > upright:
@@ -262,22 +247,18 @@ def _missing_label_lines(
 # --------------------------------------------------------------------------
 
 
-def _clean(text: str) -> str:
-    return _PUNCTUATION.sub("", text).lower()
-
-
 def _coverage(label: str, text: str) -> float:
     """Return the share of the line's text that the label takes up, in [0, 1]."""
-    line = _clean(text)
-    return min(1.0, len(_clean(label)) / len(line)) if line else 0.0
+    line = clean_text(text)
+    return min(1.0, len(clean_text(label)) / len(line)) if line else 0.0
 
 
 def _label_texts(spec: FieldSpec) -> list[tuple[str, str]]:
     """Return (language, label) pairs of a field that are worth looking for."""
     pairs = []
-    if _clean(spec.label_zh):
+    if clean_text(spec.label_zh):
         pairs.append(("zh", spec.label_zh))
-    if _clean(spec.label_en) and _clean(spec.label_en) != _clean(spec.label_zh):
+    if clean_text(spec.label_en) and clean_text(spec.label_en) != clean_text(spec.label_zh):
         pairs.append(("en", spec.label_en))
     return pairs
 
@@ -348,8 +329,8 @@ def _label_part(hit: _LabelHit, line: TextLine) -> tuple[float, float, float, fl
     pre-printed serial after "No.", which belongs to the value zone.
     """
     x0, y0, x1, y1 = line.bbox
-    text = _clean(line.text)
-    label = _clean(hit.label)
+    text = clean_text(line.text)
+    label = clean_text(hit.label)
     position = text.find(label)
     if position < 0 or len(text) <= len(label) + 1:
         return x0, y0, x1, y1
@@ -735,7 +716,7 @@ def _find_title(
         texts = [spec.title_zh]
         box = lines[best[1]].bbox
     else:
-        top_lines = [(line.bbox[3] - line.bbox[1], index) for index, line in enumerate(lines) if index not in label_lines and line.center[1] < 0.3 * height and _clean(line.text)]
+        top_lines = [(line.bbox[3] - line.bbox[1], index) for index, line in enumerate(lines) if index not in label_lines and line.center[1] < 0.3 * height and clean_text(line.text)]
         if not top_lines:
             checks.append(
                 Check(
@@ -762,7 +743,7 @@ def _find_title(
 
     title_height = box[3] - box[1]
     for index, line in enumerate(lines):
-        if index in label_lines or not _clean(spec.title_en):
+        if index in label_lines or not clean_text(spec.title_en):
             continue
         if label_similarity(spec.title_en, line.text) >= MIN_LABEL_SIMILARITY and _box_gap(box, line.bbox) < 1.5 * title_height:
             texts.append(spec.title_en)
@@ -1053,8 +1034,7 @@ def write_template(
     # The folder must load as the pipeline loads it: with the folders that define the card type.
     # load_registry caches by folder list, so the cache is dropped first, or a folder loaded before
     # this file existed would come back without it.
-    # NOTE: this reaches into ocr.registry's private cache until it offers a way to reload.
-    registry_module._load.cache_clear()
+    reload_registry()
     folders = tuple(dict.fromkeys([*(str(d) for d in template_dirs), str(out_dir)]))
     registry = load_registry(folders)
     loaded = registry.templates.get(template.name)

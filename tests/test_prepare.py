@@ -654,5 +654,14 @@ def test_white_bed_shadow_band_cropped(card):
     assert prepared.perspective_corrected
     assert prepared.skew_deg == pytest.approx(8.0, abs=0.2)
     height, width = prepared.image.shape[:2]
+    # A flat scan keeps the card's own size (1400 x 1000 here), with no stretch to A5.
     assert abs(width - 1400) <= 10
-    assert abs(height - 1400 / CARD_ASPECT) <= 10
+    assert abs(height - 1000) <= 10
+
+
+def test_flat_card_of_other_size_not_stretched():
+    # A hotel's own card printed wider than A5 (ratio 1.6) keeps its ratio on a flat scan.
+    wide = make_card(width=1600, height=1000)
+    prepared = prepare(card_on_background(wide, 40, angle=5.0))
+    height, width = prepared.image.shape[:2]
+    assert width / height == pytest.approx(1.6, rel=0.02)
