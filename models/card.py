@@ -63,6 +63,10 @@ class Extraction(BaseModel):
     page: int = Field(default=1, ge=1)
     card_type: str
     template: str | None = None
+    # Share of the template's printed labels found where the fitted layout expects them, in [0, 1].
+    card_type_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Median distance of the found labels from the fitted layout, as a share of the card height.
+    layout_residual: float | None = None
     # How far the card content was turned counter-clockwise from upright, degrees in (-180, 180].
     rotation_deg: float = 0.0
     fields: dict[str, FieldResult]
@@ -81,6 +85,7 @@ class Extraction(BaseModel):
             "source": self.source,
             "page": self.page,
             "card_type": self.card_type,
+            "card_type_confidence": round(self.card_type_confidence, 3),
             "rotation_deg": round(self.rotation_deg, 2),
             "fields": {
                 key: FieldOutput(

@@ -235,6 +235,8 @@ def process_page(
         page=page.page,
         card_type=match.card_type,
         template=match.template.name if match.template else None,
+        card_type_confidence=max(0.0, min(1.0, match.score)),
+        layout_residual=match.residual if match.transform is not None else None,
         rotation_deg=rotation,
         fields=fields,
         full_text=_full_text(lines),

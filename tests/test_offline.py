@@ -47,6 +47,7 @@ def test_extract_runs_without_network(tmp_path):
     output = json.loads((tmp_path / f"{SAMPLE.stem}.json").read_text(encoding="utf-8"))
     truth = json.loads(SAMPLE.with_suffix(".json").read_text(encoding="utf-8"))
     assert output["card_type"] == truth["card_type"]
+    assert output["card_type_confidence"] > 0.8
     assert set(output["fields"]) == set(truth["fields"])
     assert output["fields"]["id_number"]["value"] == truth["fields"]["id_number"]
 
