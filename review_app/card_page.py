@@ -187,6 +187,13 @@ def _show_flagged_field(card: CardDetail, spec: FieldSpec, scan: Image.Image | N
                 f"<span style='color:#15803d;font-size:0.9em'>✓ {html.escape(tr('field_passes'))}</span>",
                 unsafe_allow_html=True,
             )
+        if result.needs_review and result.candidates:
+            # Candidates are only shown; the reviewer types or pastes the one that matches the scan.
+            shown = "　".join(f"{number}) {html.escape(value)}" for number, value in enumerate(result.candidates, 1))
+            input_column.markdown(
+                f"<span style='font-size:0.9em'>{html.escape(tr('candidates'))}：{shown}</span>",
+                unsafe_allow_html=True,
+            )
         input_column.text_input(primary, key=field_widget_key(spec.key), label_visibility="collapsed")
 
 

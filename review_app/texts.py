@@ -52,6 +52,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "card_not_found": ("卡片 {card_id} 不存在，已返回队列。", "Card {card_id} was not found; back to the queue."),
     "card_reasons": ("整张卡片的问题", "Problems of the whole card"),
+    "candidates": ("候选值", "Candidates"),
     "scan": ("扫描图（红框：待核字段，绿框：已通过）", "Scan (red: needs review, green: passed)"),
     "scan_missing": ("找不到扫描图 {path}。", "The scan image {path} was not found."),
     "flagged_heading": ("待核字段（{count}）", "Flagged fields ({count})"),

@@ -142,6 +142,8 @@ def _flagged_extraction(source: str, seed: int) -> tuple[Extraction, bytes]:
             needs_review=bool(codes),
             reason="；".join(reasons),
             reason_codes=codes,
+            # The look-alike reading S -> 5 that the pipeline would offer for this number.
+            candidates=["561234987"] if key == "document_number" else [],
         )
     extraction = Extraction(
         source=source,
@@ -302,6 +304,14 @@ def test_save_writes_correction_and_audit(review: ReviewStore) -> None:
     assert app.text_input(key="field_document_number").value == "561234987"
     assert "已通过校验" in _page_text(app)
     assert "待核字段（1）" in _page_text(app)
+
+
+def test_card_page_shows_candidates(review: ReviewStore) -> None:
+    app = _start_app()
+    _open_card(app, review.card_ids[0])
+    assert "候选值：1) 561234987" in _page_text(app)
+    # A candidate is only shown: the field keeps the suggested value until the reviewer types.
+    assert app.text_input(key="field_document_number").value == SUGGESTED_DOCUMENT_NUMBER
 
 
 def test_save_sends_only_changed_and_flagged(review: ReviewStore) -> None:
