@@ -102,6 +102,18 @@ def _report_problems(report) -> None:
         )
 
 
+def _folders(templates: list[Path] | None) -> list[str]:
+    return [str(t) for t in templates or []]
+
+
+def _exit_for(report) -> None:
+    """End a run with exit code 2 when some inputs failed, or 3 when nothing could be read."""
+    if report.failures:
+        raise typer.Exit(ExitCode.PARTIAL)
+    if report.pages == 0:
+        raise typer.Exit(ExitCode.BAD_INPUT)
+
+
 def _progress():
     """Return a per-page callback that prints each page read, or each failure at once, on stderr."""
     from ocr.ingest import IngestFailure
@@ -138,7 +150,7 @@ def ingest(
         store,
         batch=batch_name,
         engine_name=engine,
-        template_dirs=[str(t) for t in templates or []],
+        template_dirs=_folders(templates),
         pdf_dpi=dpi,
         on_page=_progress(),
     )
@@ -149,10 +161,7 @@ def ingest(
         f"batch {batch_name}: {report.pages} pages, {report.stored} stored, {report.duplicates} duplicates skipped, "
         f"{report.needs_review} need review, {report.unknown} unknown type, {len(report.failures)} failed",
     )
-    if report.failures:
-        raise typer.Exit(ExitCode.PARTIAL)
-    if report.pages == 0:
-        raise typer.Exit(ExitCode.BAD_INPUT)
+    _exit_for(report)
 
 
 @app.command()
@@ -170,7 +179,7 @@ def extract(
         paths,
         out,
         engine_name=engine,
-        template_dirs=[str(t) for t in templates or []],
+        template_dirs=_folders(templates),
         pdf_dpi=dpi,
         on_page=_progress(),
     )
@@ -181,10 +190,7 @@ def extract(
         f"wrote {report.stored} JSON files to {out} ({report.needs_review} need review, "
         f"{report.unknown} unknown type, {len(report.failures)} failed)",
     )
-    if report.failures:
-        raise typer.Exit(ExitCode.PARTIAL)
-    if report.pages == 0:
-        raise typer.Exit(ExitCode.BAD_INPUT)
+    _exit_for(report)
 
 
 @app.command()
@@ -289,7 +295,7 @@ def transmit(
         return
     from ocr.transmit.runner import run_transmit
 
-    report = run_transmit(store, settings, registry=load_registry(tuple(str(t) for t in templates or [])))
+    report = run_transmit(store, settings, registry=load_registry(tuple(_folders(templates))))
     if report.approved:
         say(f"自动通过的卡片已审核通过：{report.approved} 张。", f"auto-accepted cards approved: {report.approved}")
     say(
@@ -408,7 +414,7 @@ def export(
         actor=os.environ.get("USER", "cli"),
         include_auto_accepted=not only_approved,
         include_exported=again,
-        registry=load_registry(tuple(str(t) for t in templates or [])),
+        registry=load_registry(tuple(_folders(templates))),
     )
     for path in files:
         say(f"已导出：{path}", f"exported: {path}")
@@ -476,7 +482,7 @@ def demo(
         store,
         batch="demo",
         engine_name=engine,
-        template_dirs=[str(t) for t in templates or []],
+        template_dirs=_folders(templates),
         on_page=_progress(),
     )
     _report_problems(report)
@@ -486,7 +492,7 @@ def demo(
     )
     try:
         files = export_batch(
-        store, "demo", "csv", out, actor="demo", registry=load_registry(tuple(str(t) for t in templates or []))
+        store, "demo", "csv", out, actor="demo", registry=load_registry(tuple(_folders(templates)))
     )
     except ExportError as exc:
         warn(exc.message_zh, exc.message_en)
