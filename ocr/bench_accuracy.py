@@ -1,0 +1,545 @@
+"""Accuracy benchmark: each OCR engine through the whole pipeline on the same generated cards.
+
+The cards alternate between the two built-in card types and mix printed and
+handwritten values with five capture conditions: a plain scan, yellow or pink
+carbon-copy paper, a red seal over a value, and a phone photo. They are written
+once as JPEG files, and every engine reads the same files through
+``ocr.ingest.iter_pages`` and ``ocr.pipeline.process_page``.
+
+Per engine the report gives accuracy, automation and error among auto-accepted
+fields per field, writing style and condition. A threshold sweep then shows
+what one global confidence threshold would trade, as a plot of error against
+automation and as the lowest thresholds that keep the error within 0.5% and 0.2%.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+
+from ocr.bench import Tally, command_line, machine_description, write_report
+from ocr.confidence import MACHINE_CODES
+from ocr.engines import ENGINE_NAMES, get_engine
+from ocr.ingest import Page, iter_pages
+from ocr.pipeline import process_page
+from ocr.registry import load_registry
+
+__all__ = [
+    "CONDITIONS",
+    "AccuracyResult",
+    "CardPlan",
+    "FieldRead",
+    "SweepPoint",
+    "bench_accuracy_command",
+    "format_accuracy_report",
+    "lowest_threshold",
+    "plan_cards",
+    "plot_sweep",
+    "run_accuracy_bench",
+    "sweep",
+]
+
+log = logging.getLogger(__name__)
+
+CARD_TYPES = ("foreign_guest", "domestic_guest")
+STYLES = ("printed", "handwriting")
+# Capture conditions, one per card. Every scan also gets the generator's random scanner effects.
+CONDITIONS = ("plain scan", "yellow paper", "pink paper", "stamp", "phone photo")
+# 0.00, 0.01, ..., 1.00
+THRESHOLDS = tuple(round(step / 100, 2) for step in range(101))
+# Error rates among auto-accepted fields for which the report gives the lowest threshold.
+ERROR_TARGETS = (0.005, 0.002)
+# The product's goals.
+GOAL_MAX_AUTO_ERROR = 0.002
+GOAL_MIN_AUTOMATION = {"printed": 0.90, "handwriting": 0.70}
+# Thresholds listed in the sweep table of the report, besides the target rows.
+REPORT_THRESHOLDS = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class CardPlan:
+    """Generation settings of one benchmark card."""
+
+    index: int
+    seed: int
+    card_type: str
+    style: str
+    condition: str
+
+    @property
+    def file_name(self) -> str:
+        return f"card_{self.index:05d}.jpg"
+
+    def generator_options(self) -> dict:
+        """Return the keyword arguments of ``generate_card`` for this card's condition."""
+        options: dict = {"style": self.style, "paper": "white"}
+        if self.condition == "yellow paper":
+            options["paper"] = "yellow"
+        elif self.condition == "pink paper":
+            options["paper"] = "pink"
+        elif self.condition == "stamp":
+            options["stamp"] = True
+        elif self.condition == "phone photo":
+            options["capture"] = "photo"
+        return options
+
+
+@dataclass(frozen=True)
+class FieldRead:
+    """One field of one card as an engine read it, compared with the truth."""
+
+    key: str
+    style: str
+    condition: str
+    confidence: float
+    correct: bool
+    # A validation rule failed, the card as a whole was flagged, or the field is missing.
+    rule_failed: bool
+    # Auto-accepted by the product as it is: no review needed and no card-level problem.
+    auto: bool
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """Automation and error among auto-accepted fields at one global confidence threshold."""
+
+    threshold: float
+    fields: int
+    auto: int
+    auto_wrong: int
+
+    @property
+    def automation(self) -> float:
+        return self.auto / self.fields if self.fields else 0.0
+
+    @property
+    def auto_error(self) -> float | None:
+        """Share of auto-accepted fields that are wrong, or None when none is auto-accepted."""
+        return self.auto_wrong / self.auto if self.auto else None
+
+
+@dataclass
+class AccuracyResult:
+    """Tallies and field reads of one engine over the benchmark cards."""
+
+    engine: str
+    cards: int = 0
+    seconds: float = 0.0
+    card_type_right: int = 0
+    overall: Tally = field(default_factory=Tally)
+    by_style: dict[str, Tally] = field(default_factory=dict)
+    by_condition: dict[str, Tally] = field(default_factory=dict)
+    by_field: dict[str, Tally] = field(default_factory=dict)
+    reads: list[FieldRead] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def add(self, read: FieldRead) -> None:
+        self.reads.append(read)
+        self.overall.add(read.correct, read.auto)
+        self.by_style.setdefault(read.style, Tally()).add(read.correct, read.auto)
+        self.by_condition.setdefault(read.condition, Tally()).add(read.correct, read.auto)
+        self.by_field.setdefault(read.key, Tally()).add(read.correct, read.auto)
+
+
+# --------------------------------------------------------------------------
+# Card plan
+# --------------------------------------------------------------------------
+
+
+def _balanced(choices: tuple[str, ...], count: int, rng: random.Random) -> list[str]:
+    """Return ``count`` choices, each used equally often (give or take one), in a seeded order."""
+    values = [choices[index % len(choices)] for index in range(count)]
+    rng.shuffle(values)
+    return values
+
+
+def plan_cards(cards: int, seed: int) -> list[CardPlan]:
+    """Plan ``cards`` cards: card types alternate, styles and conditions are balanced and shuffled by ``seed``."""
+    if cards < 1:
+        raise ValueError(f"cards must be at least 1, got {cards}")
+    rng = random.Random(f"accuracy-plan:{seed}")
+    styles = _balanced(STYLES, cards, rng)
+    conditions = _balanced(CONDITIONS, cards, rng)
+    return [
+        CardPlan(
+            index=index,
+            seed=seed + index,
+            card_type=CARD_TYPES[index % len(CARD_TYPES)],
+            style=styles[index],
+            condition=conditions[index],
+        )
+        for index in range(cards)
+    ]
+
+
+def _write_cards(plans: list[CardPlan], folder: Path, dpi: int) -> dict[str, dict]:
+    """Generate the planned cards as JPEG files in ``folder`` and return their truth by file name."""
+    from sample_cards import generate_card
+
+    truths: dict[str, dict] = {}
+    for plan in plans:
+        image, truth = generate_card(plan.seed, plan.card_type, dpi=dpi, **plan.generator_options())
+        image.save(folder / plan.file_name, quality=JPEG_QUALITY)
+        truths[plan.file_name] = truth
+    return truths
+
+
+# --------------------------------------------------------------------------
+# Running the engines
+# --------------------------------------------------------------------------
+
+
+def has_rule_problem(reason_codes: list[str]) -> bool:
+    """Return True when a code other than the machine's own doubts (:data:`MACHINE_CODES`) is present."""
+    return any(code not in MACHINE_CODES for code in reason_codes)
+
+
+def _run_engine(engine_name: str, folder: Path, plans: dict[str, CardPlan], truths: dict[str, dict], dpi: int) -> AccuracyResult:
+    engine = get_engine(engine_name)
+    registry = load_registry()
+    # Load the models before timing, so that the time is card time.
+    engine.read_zone(np.full((48, 160, 3), 255, dtype=np.uint8))
+
+    result = AccuracyResult(engine=engine_name)
+    started = time.perf_counter()
+    for item in iter_pages([folder], pdf_dpi=dpi):
+        if not isinstance(item, Page):
+            message = item.message("en")
+            log.warning("benchmark card unreadable: %s", message)
+            result.failures.append(message)
+            continue
+        name = Path(item.source).name
+        plan, truth = plans[name], truths[name]
+        extraction = process_page(item, engine=engine, registry=registry).extraction
+        result.cards += 1
+        result.card_type_right += int(extraction.card_type == truth["card_type"])
+        card_flagged = bool(extraction.card_reasons)
+        for key, expected in truth["fields"].items():
+            got = extraction.fields.get(key)
+            if got is None:
+                read = FieldRead(key, plan.style, plan.condition, 0.0, False, rule_failed=True, auto=False)
+            else:
+                read = FieldRead(
+                    key=key,
+                    style=plan.style,
+                    condition=plan.condition,
+                    confidence=got.confidence,
+                    correct=got.value == expected,
+                    rule_failed=card_flagged or has_rule_problem(got.reason_codes),
+                    auto=not got.needs_review and not card_flagged,
+                )
+            result.add(read)
+        log.info("benchmark card done engine=%s card=%s cards=%d", engine_name, name, result.cards)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_accuracy_bench(
+    cards: int, seed: int = 3000, engines: tuple[str, ...] = ("rapidocr", "tesseract"), dpi: int = 200
+) -> tuple[list[CardPlan], list[AccuracyResult]]:
+    """Generate the planned cards once and run the whole pipeline over them with each engine."""
+    plans = plan_cards(cards, seed)
+    with tempfile.TemporaryDirectory(prefix="huka-accuracy-") as tmp:
+        folder = Path(tmp)
+        truths = _write_cards(plans, folder, dpi)
+        by_name = {plan.file_name: plan for plan in plans}
+        results = [_run_engine(name, folder, by_name, truths, dpi) for name in engines]
+    return plans, results
+
+
+# --------------------------------------------------------------------------
+# Threshold sweep
+# --------------------------------------------------------------------------
+
+
+def sweep(reads: list[FieldRead], thresholds: tuple[float, ...] = THRESHOLDS, style: str | None = None) -> list[SweepPoint]:
+    """Return automation and error at each threshold, of the reads of ``style`` (all when None).
+
+    A field is auto-accepted when its confidence is at least the threshold and
+    no rule failed, which is how ``ocr.confidence.decide`` uses a field's own threshold.
+    """
+    chosen = [read for read in reads if style is None or read.style == style]
+    points = []
+    for threshold in thresholds:
+        accepted = [read for read in chosen if read.confidence >= threshold and not read.rule_failed]
+        wrong = sum(1 for read in accepted if not read.correct)
+        points.append(SweepPoint(threshold=threshold, fields=len(chosen), auto=len(accepted), auto_wrong=wrong))
+    return points
+
+
+def lowest_threshold(points: list[SweepPoint], max_error: float) -> SweepPoint | None:
+    """Return the point of lowest threshold whose error among auto-accepted fields is at most ``max_error``.
+
+    Points with no auto-accepted field do not count, and None means no threshold meets ``max_error``.
+    """
+    for point in sorted(points, key=lambda point: point.threshold):
+        if point.auto_error is not None and point.auto_error <= max_error:
+            return point
+    return None
+
+
+def wilson_upper(wrong: int, total: int, z: float = 1.96) -> float | None:
+    """Return the upper end of the Wilson score interval (95% by default) of the rate ``wrong / total``."""
+    if total == 0:
+        return None
+    rate = wrong / total
+    centre = rate + z * z / (2 * total)
+    spread = z * math.sqrt(rate * (1 - rate) / total + z * z / (4 * total * total))
+    return (centre + spread) / (1 + z * z / total)
+
+
+def operating_point(reads: list[FieldRead]) -> SweepPoint:
+    """Return automation and error of the product's own per-field thresholds."""
+    auto = [read for read in reads if read.auto]
+    return SweepPoint(threshold=math.nan, fields=len(reads), auto=len(auto), auto_wrong=sum(1 for read in auto if not read.correct))
+
+
+# --------------------------------------------------------------------------
+# Plot
+# --------------------------------------------------------------------------
+
+
+def plot_sweep(results: list[AccuracyResult], path: Path, title: str = "") -> Path:
+    """Draw error among auto-accepted fields against automation, one line per engine, and save a PNG.
+
+    The left panel shows the whole curve and the right one the 0–2% error band
+    around the goals. A ring marks each engine's operating point at the product's thresholds.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4.8), dpi=110)
+    FigureCanvasAgg(figure)
+    full, zoom = figure.subplots(1, 2)
+    for index, result in enumerate(results):
+        colour = f"C{index}"
+        points = [point for point in sweep(result.reads) if point.auto_error is not None]
+        x = [100 * point.automation for point in points]
+        y = [100 * point.auto_error for point in points]
+        current = operating_point(result.reads)
+        for axes in (full, zoom):
+            axes.plot(x, y, color=colour, marker=".", markersize=3, linewidth=1.2, label=f"{result.engine}, threshold 0–1")
+            if current.auto_error is not None:
+                axes.plot(
+                    100 * current.automation, 100 * current.auto_error, "o", markersize=9, markerfacecolor="none",
+                    markeredgecolor=colour, markeredgewidth=2, label=f"{result.engine}, product thresholds",
+                )
+    for axes in (full, zoom):
+        for target, style in zip(ERROR_TARGETS, ("--", ":")):
+            axes.axhline(100 * target, color="grey", linestyle=style, linewidth=1, label=f"error {target:.1%}")
+        axes.set_xlabel("automation (% of fields auto-accepted)")
+        axes.set_ylabel("error among auto-accepted fields (%)")
+        axes.set_xlim(0, 101)
+        axes.grid(True, alpha=0.3)
+    # A little room below 0 keeps the error-free part of a curve visible above the axis.
+    top = full.get_ylim()[1]
+    full.set_ylim(-0.02 * top, top)
+    zoom.set_ylim(-0.04, 2)
+    full.set_title("whole sweep")
+    zoom.set_title("error 0–2%")
+    full.legend(fontsize=8, loc="upper left")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path
+
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+
+
+def _tally_row(name: str, tally: Tally) -> str:
+    return (
+        f"| {name} | {tally.fields} | {tally.accuracy:.1%} | {tally.automation:.1%} | "
+        f"{tally.auto_error:.2%} ({tally.auto_wrong}/{tally.auto}) |"
+    )
+
+
+def _error_text(point: SweepPoint) -> str:
+    if point.auto_error is None:
+        return "- (0 auto-accepted)"
+    upper = wilson_upper(point.auto_wrong, point.auto)
+    return f"{point.auto_error:.2%} ({point.auto_wrong}/{point.auto}), 95% upper bound {upper:.2%}"
+
+
+def _sweep_row(label: str, result: AccuracyResult, threshold: float | None) -> str:
+    """Return one row of the sweep table: overall and per-style automation and the error at ``threshold``.
+
+    ``threshold`` None is the operating point at the product's own thresholds.
+    """
+    if threshold is None:
+        overall = operating_point(result.reads)
+        by_style = {style: operating_point([r for r in result.reads if r.style == style]) for style in STYLES}
+    else:
+        overall = sweep(result.reads, (threshold,))[0]
+        by_style = {style: sweep(result.reads, (threshold,), style=style)[0] for style in STYLES}
+    styles = " | ".join(f"{by_style[style].automation:.1%}" for style in STYLES)
+    return f"| {label} | {overall.automation:.1%} | {styles} | {_error_text(overall)} |"
+
+
+def _goal_lines(result: AccuracyResult) -> list[str]:
+    """Return one line per product goal at the product's thresholds, saying whether this run met it."""
+    current = operating_point(result.reads)
+    lines = []
+    if current.auto_error is None:
+        lines.append(f"- Error among auto-accepted ≤ {GOAL_MAX_AUTO_ERROR:.1%}: not measurable, no field was auto-accepted")
+    else:
+        counts = f"{current.auto_wrong}/{current.auto} = {current.auto_error:.2%}"
+        upper = wilson_upper(current.auto_wrong, current.auto)
+        if current.auto_error > GOAL_MAX_AUTO_ERROR:
+            verdict = f"not met ({counts})"
+        elif upper is not None and upper <= GOAL_MAX_AUTO_ERROR:
+            verdict = f"met ({counts}, 95% upper bound {upper:.2%})"
+        else:
+            verdict = (
+                f"met on this sample ({counts}), but the 95% upper bound is {upper:.2%}, "
+                "so the sample is too small to show the goal"
+            )
+        lines.append(f"- Error among auto-accepted ≤ {GOAL_MAX_AUTO_ERROR:.1%}: {verdict}")
+    for style, goal in GOAL_MIN_AUTOMATION.items():
+        point = operating_point([read for read in result.reads if read.style == style])
+        met = "met" if point.fields and point.automation >= goal else "not met"
+        lines.append(f"- Automation ≥ {goal:.0%} on {style}: {met} ({point.auto}/{point.fields} = {point.automation:.1%})")
+    return lines
+
+
+def _engine_section(result: AccuracyResult) -> list[str]:
+    lines = [
+        f"### {result.engine}",
+        "",
+        f"- Cards read: {result.cards}; card type right: {result.card_type_right}/{result.cards}; "
+        f"{result.seconds:.1f} s in all ({result.seconds / result.cards if result.cards else 0:.1f} s per card, one process)",
+    ]
+    if result.failures:
+        lines += [f"- Unreadable card: {failure}" for failure in result.failures]
+    lines += [
+        "",
+        "| group | fields | accuracy | automation | error among auto-accepted |",
+        "|---|---|---|---|---|",
+        _tally_row("all", result.overall),
+    ]
+    lines += [_tally_row(f"style: {style}", result.by_style[style]) for style in STYLES if style in result.by_style]
+    lines += [_tally_row(f"condition: {name}", result.by_condition[name]) for name in CONDITIONS if name in result.by_condition]
+    lines += [_tally_row(f"field: {key}", tally) for key, tally in sorted(result.by_field.items())]
+
+    points = sweep(result.reads)
+    lines += [
+        "",
+        f"Threshold sweep, {result.engine}:",
+        "",
+        "| threshold | automation | printed | handwriting | error among auto-accepted |",
+        "|---|---|---|---|---|",
+        _sweep_row("product thresholds (as shipped)", result, None),
+    ]
+    for target in ERROR_TARGETS:
+        best = lowest_threshold(points, target)
+        if best is None:
+            lines.append(f"| lowest for error ≤ {target:.1%}: none | - | - | - | no threshold keeps the error within {target:.1%} |")
+        else:
+            lines.append(_sweep_row(f"lowest for error ≤ {target:.1%}: {best.threshold:.2f}", result, best.threshold))
+    lines += [_sweep_row(f"{threshold:.2f}", result, threshold) for threshold in REPORT_THRESHOLDS]
+    lines += ["", f"Goals at the product thresholds, {result.engine}:", ""] + _goal_lines(result)
+    return lines
+
+
+def _plan_summary(plans: list[CardPlan]) -> str:
+    def count(values: list[str], names: tuple[str, ...]) -> str:
+        return ", ".join(f"{values.count(name)} {name}" for name in names)
+
+    return (
+        f"{count([p.card_type for p in plans], CARD_TYPES)}; {count([p.style for p in plans], STYLES)}; "
+        f"{count([p.condition for p in plans], CONDITIONS)}"
+    )
+
+
+def format_accuracy_report(
+    plans: list[CardPlan], results: list[AccuracyResult], command: str, plot_link: str | None = None, dpi: int = 200
+) -> str:
+    """Return the Markdown section for one accuracy benchmark run."""
+    engines = ", ".join(result.engine for result in results)
+    lines = [
+        f"## Accuracy and threshold sweep, {engines}, {len(plans)} cards ({datetime.now().strftime('%Y-%m-%d %H:%M')})",
+        "",
+        f"- Command: `{command}`",
+        f"- Machine: {machine_description()}",
+        f"- Cards: `sample_cards.generate_card` at {dpi} dpi, seeds {plans[0].seed}–{plans[-1].seed}, "
+        f"written once as JPEG (quality {JPEG_QUALITY}) and read by every engine through `iter_pages` and "
+        f"`process_page`. Mix: {_plan_summary(plans)}. Scans carry the generator's random scanner effects; "
+        "\"stamp\" is a red seal partly over one value; \"phone photo\" is its `capture=\"photo\"` mode.",
+        "- A field is right when its clean value equals the truth. Auto-accepted means no review needed and no "
+        "card-level problem. The sweep applies one threshold t to every field: auto-accepted when confidence ≥ t "
+        "and no rule failed (a reason code other than low_confidence, unreadable or no_zone, or a card-level "
+        "problem). At t = 0 unreadable and missing-zone fields, whose confidence is 0, count as accepted.",
+        "- The 95% upper bound is the Wilson score interval of the error among auto-accepted fields.",
+    ]
+    if plot_link:
+        lines += ["", f"![Error among auto-accepted fields against automation]({plot_link})"]
+    for result in results:
+        lines += [""] + _engine_section(result)
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------
+# Command
+# --------------------------------------------------------------------------
+
+
+def _parse_engines(value: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in ENGINE_NAMES]
+    if not names or unknown:
+        raise typer.BadParameter(
+            f"invalid engine list {value!r}; give comma-separated names from {', '.join(ENGINE_NAMES)}"
+        )
+    return names
+
+
+def bench_accuracy_command(
+    cards: Annotated[int, typer.Option("--cards", min=1, help="生成的卡片数 / number of generated cards")] = 24,
+    seed: Annotated[int, typer.Option("--seed", help="随机种子 / generator seed")] = 3000,
+    engines: Annotated[
+        str, typer.Option("--engines", help="逗号分隔的识别引擎 / comma-separated OCR engines, e.g. rapidocr,tesseract")
+    ] = "rapidocr,tesseract",
+    report: Annotated[
+        Optional[Path], typer.Option("--report", help="结果追加到此文件 / Markdown file to append to")
+    ] = Path("docs/benchmarks.md"),
+    plot: Annotated[
+        Optional[Path],
+        typer.Option("--plot", help="阈值曲线 PNG（需要 matplotlib） / PNG of the threshold curve (needs matplotlib)"),
+    ] = Path("docs/accuracy-threshold.png"),
+) -> None:
+    """在生成的卡片上比较各识别引擎的准确率、自动化率与阈值。 / Compare accuracy, automation and thresholds of OCR engines on generated cards."""
+    names = _parse_engines(engines)
+    plans, results = run_accuracy_bench(cards, seed, names)
+
+    plot_link = None
+    if plot is not None:
+        try:
+            plot_sweep(results, plot, title=f"{len(plans)} generated cards, seed {seed}")
+        except ImportError:
+            log.warning("matplotlib not found, so no plot is drawn; install it with pip install -e '.[bench]'")
+        else:
+            base = report.parent if report is not None else Path.cwd()
+            plot_link = Path(os.path.relpath(plot, base)).as_posix()
+            typer.echo(f"阈值曲线已保存到 {plot} / threshold plot saved to {plot}")
+
+    section = format_accuracy_report(plans, results, command_line(), plot_link)
+    typer.echo(section)
+    if report is not None:
+        path = write_report(section, report)
+        typer.echo(f"结果已追加到 {path} / results appended to {path}")
