@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ocr.bench_accuracy import bench_accuracy_command
 from ocr.bench_prep import bench_prep_command
 from ocr.cli_template import template_app
 from ocr.errors import CardCaptureError, ExitCode
@@ -510,6 +511,7 @@ def demo(
 bench_app = typer.Typer(help="基准测试 / benchmarks")
 app.add_typer(bench_app, name="bench")
 bench_app.command("prep")(bench_prep_command)
+bench_app.command("accuracy")(bench_accuracy_command)
 app.add_typer(template_app, name="template")
 
 
