@@ -358,7 +358,8 @@ def extract_paths(
         if name in written:
             stem, suffix = name.rsplit(".", 1)
             name = f"{stem}-{item.file_sha256[:8]}.{suffix}"
-            log.warning("output name taken, page=%s written as %s", item.key[:12], name)
+            # File names are not logged: a clerk may name a scan after the guest.
+            log.warning("output name taken, page=%s written with a hash suffix", item.key[:12])
         written.add(name)
         target = out_dir / name
         text = json.dumps(result.extraction.to_output(), ensure_ascii=False, indent=2) + "\n"
