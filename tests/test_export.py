@@ -1,4 +1,4 @@
-"""Export of a batch to CSV and JSON Lines, on a real SQLite store.
+"""Export of a batch to CSV and JSON Lines, on a real SQLite store and on PostgreSQL.
 
 The cards are built from the truth of the committed sample cards, run through
 the real validation and confidence decision, and stored with Store.add_card,
@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,8 +98,10 @@ class CardBuilder:
 
 
 @pytest.fixture()
-def builder(tmp_path: Path, scan_png: bytes) -> CardBuilder:
-    return CardBuilder(Store(data_dir=tmp_path / "data"), scan_png)
+def builder(tmp_path: Path, store_url: str, scan_png: bytes) -> Iterator[CardBuilder]:
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+    yield CardBuilder(store, scan_png)
+    store.close()
 
 
 def fill_batch(builder: CardBuilder) -> dict[str, int]:
@@ -239,9 +242,9 @@ def test_csv_guest_category_per_spec(builder, tmp_path):
             assert category_by_id[ids[role]] == category, role
 
 
-def test_jsonl_matches_csv(builder, tmp_path, scan_png):
+def test_jsonl_matches_csv(builder, tmp_path, scan_png, new_store_url):
     fill_batch(builder)
-    twin = CardBuilder(Store(data_dir=tmp_path / "twin"), scan_png)
+    twin = CardBuilder(Store(url=new_store_url("twin"), data_dir=tmp_path / "twin"), scan_png)
     fill_batch(twin)
     csv_files = export_batch(builder.store, BATCH, "csv", tmp_path / "csv", actor=EXPORTER)
     jsonl_files = export_batch(twin.store, BATCH, "jsonl", tmp_path / "jsonl", actor=EXPORTER)

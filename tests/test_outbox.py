@@ -1,4 +1,4 @@
-"""Outbox, batches and manifests on a real SQLite store, without any delivery."""
+"""Outbox, batches and manifests on a real SQLite store and on PostgreSQL, without any delivery."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,8 +33,10 @@ def png() -> bytes:
 
 
 @pytest.fixture()
-def cards(tmp_path: Path, png: bytes) -> Cards:
-    return Cards(Store(data_dir=tmp_path / "data"), png)
+def cards(tmp_path: Path, store_url: str, png: bytes) -> Iterator[Cards]:
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+    yield Cards(store, png)
+    store.close()
 
 
 def entries(store: Store) -> list[OutboxRow]:

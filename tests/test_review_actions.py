@@ -1,4 +1,4 @@
-"""Review actions (correct, approve, reject) on a real SQLite store.
+"""Review actions (correct, approve, reject) on a real SQLite store and on PostgreSQL.
 
 The cards are built from the truth of the committed sample cards, with the
 misreads a reviewer meets, and run through the real validation and confidence
@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,8 +84,10 @@ def scan_png() -> bytes:
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> Store:
-    return Store(data_dir=tmp_path / "data")
+def store(tmp_path: Path, store_url: str) -> Iterator[Store]:
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+    yield store
+    store.close()
 
 
 @pytest.fixture()

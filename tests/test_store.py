@@ -1,8 +1,9 @@
-"""Store: states, audit events, duplicate scans and stale saves on a real SQLite file."""
+"""Store: states, audit events, duplicate scans and stale saves on a real SQLite file and on PostgreSQL."""
 
 from __future__ import annotations
 
 import stat
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,8 +27,17 @@ def _extraction(flag_sex: bool = True) -> Extraction:
 
 
 @pytest.fixture()
-def store(tmp_path) -> Store:
-    return Store(data_dir=tmp_path / "data")
+def store(tmp_path, store_url) -> Iterator[Store]:
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+    yield store
+    store.close()
+
+
+@pytest.fixture()
+def sqlite_store(tmp_path) -> Iterator[Store]:
+    store = Store(data_dir=tmp_path / "data")
+    yield store
+    store.close()
 
 
 def _add(store: Store, key: str = "abc:1", flag_sex: bool = True) -> int:
@@ -36,8 +46,8 @@ def _add(store: Store, key: str = "abc:1", flag_sex: bool = True) -> int:
     )
 
 
-def test_sqlite_file_uses_wal(store, tmp_path):
-    with store.engine.connect() as connection:
+def test_sqlite_file_uses_wal(sqlite_store, tmp_path):
+    with sqlite_store.engine.connect() as connection:
         mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
     assert mode == "wal"
     assert (tmp_path / "data" / "cards.db").exists()
