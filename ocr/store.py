@@ -326,7 +326,7 @@ class Store:
             Base.metadata.create_all(self.engine)
             self._add_missing_columns()
             if db_file is not None:
-                # The database holds names and document numbers: owner-only, like the folders.
+                # The database contains names and document numbers, so it is owner-only, like the folders.
                 for path in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
                     if path.exists():
                         os.chmod(path, 0o600)

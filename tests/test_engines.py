@@ -46,7 +46,8 @@ def test_rapidocr_page_lines_have_boxes(rapid):
     assert "1985-03-12" in texts
     first = lines[texts.index("SMITHJOHN")]
     x0, y0, x1, y1 = first.bbox
-    assert y0 < 130 and y1 > 40
+    assert y0 < 130
+    assert y1 > 40
     assert first.points.shape == (4, 2)
 
 
@@ -76,7 +77,8 @@ def test_tesseract_page_boxes(tesseract):
     lines = tesseract.read_page(_text_image("ROOM 1208", 700, 120))
     assert lines
     x0, y0, x1, y1 = lines[0].bbox
-    assert x1 > x0 and y1 > y0
+    assert x1 > x0
+    assert y1 > y0
 
 
 def test_unknown_engine_rejected():

@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from models.card import CardStatus, Extraction
-from ocr.confidence import decide
+from models.card import CardStatus
 from ocr.export import ExportError, export_batch
-from ocr.recognize import ZoneRead
-from ocr.registry import load_registry
 from ocr.review import approve_card, correct_fields, reject_card
 from ocr.store import Store
-from ocr.validate import validate_card
-from sample_cards import SAMPLES_DIR
+from card_builders import REGISTRY, build_extraction, sample_scan_png, truth_values
 
-REGISTRY = load_registry()
 BATCH = "2025-12-15"
 OTHER_BATCH = "2025-12-16"
 META_COLUMNS = ["card_id", "batch", "card_type", "guest_category", "source", "page"]
@@ -35,43 +28,11 @@ UTF8_BOM = b"\xef\xbb\xbf"
 REVIEWER = "王芳"
 EXPORTER = "李娜"
 
-# OCR scores given to the built fields: one above and one below the 0.90 threshold.
-HIGH_SCORE = 0.98
-LOW_SCORE = 0.62
-
-
-def truth_values(stem: str) -> dict[str, str]:
-    """Return the clean field values of a committed sample card."""
-    return json.loads((SAMPLES_DIR / f"{stem}.json").read_text(encoding="utf-8"))["fields"]
-
-
-def build_extraction(
-    card_type: str, values: dict[str, str], source: str, low_confidence: tuple[str, ...] = ()
-) -> Extraction:
-    """Build the extraction the pipeline would make if OCR had read ``values`` exactly."""
-    spec = REGISTRY.card_type(card_type)
-    problems = validate_card(spec, values)
-    fields = {}
-    for field_spec in spec.fields:
-        value = values[field_spec.key]
-        read = ZoneRead(
-            key=field_spec.key,
-            raw_text=value,
-            score=LOW_SCORE if field_spec.key in low_confidence else HIGH_SCORE,
-            box=(10, 10, 200, 40),
-            engine="rapidocr",
-            ink=0.05 if value else 0.0,
-        )
-        fields[field_spec.key] = decide(field_spec, read, value, problems[field_spec.key])
-    return Extraction(source=source, page=1, card_type=card_type, fields=fields)
 
 
 @pytest.fixture(scope="module")
 def scan_png() -> bytes:
-    """PNG bytes of a real sample scan, stored as each card's original and straightened image."""
-    buffer = io.BytesIO()
-    Image.open(SAMPLES_DIR / "card_01_foreign_printed.jpg").save(buffer, format="PNG")
-    return buffer.getvalue()
+    return sample_scan_png()
 
 
 class CardBuilder:

@@ -8,33 +8,23 @@ decision before Store.add_card, so no OCR engine runs here.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from models.card import CardStatus, Extraction
-from ocr.confidence import decide
+from models.card import CardStatus
 from ocr.errors import StaleVersionError
 from ocr.export import export_batch
-from ocr.recognize import ZoneRead
-from ocr.registry import load_registry
 from ocr.review import ReviewError, approve_card, correct_fields, reject_card
 from ocr.store import Store
-from ocr.validate import validate_card
-from sample_cards import SAMPLES_DIR
+from card_builders import REGISTRY, build_extraction, sample_scan_png, truth_values
 
-REGISTRY = load_registry()
 BATCH = "2025-12-15"
 REVIEWER = "王芳"
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
-HIGH_SCORE = 0.98
-LOW_SCORE = 0.62
 
 # GB 11643-1999 weights of the 17 body digits of a resident ID.
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -46,41 +36,13 @@ def id_check_char(body: str) -> str:
     return "X" if check == 10 else str(check)
 
 
-def truth_values(stem: str) -> dict[str, str]:
-    """Return the clean field values of a committed sample card."""
-    return json.loads((SAMPLES_DIR / f"{stem}.json").read_text(encoding="utf-8"))["fields"]
-
-
 FOREIGN = truth_values("card_01_foreign_printed")
 DOMESTIC = truth_values("card_03_domestic_printed")
 
 
-def build_extraction(
-    card_type: str, values: dict[str, str], source: str, low_confidence: tuple[str, ...] = ()
-) -> Extraction:
-    """Build the extraction the pipeline would make if OCR had read ``values`` exactly."""
-    spec = REGISTRY.card_type(card_type)
-    problems = validate_card(spec, values)
-    fields = {}
-    for field_spec in spec.fields:
-        value = values[field_spec.key]
-        read = ZoneRead(
-            key=field_spec.key,
-            raw_text=value,
-            score=LOW_SCORE if field_spec.key in low_confidence else HIGH_SCORE,
-            box=(10, 10, 200, 40),
-            engine="rapidocr",
-            ink=0.05 if value else 0.0,
-        )
-        fields[field_spec.key] = decide(field_spec, read, value, problems[field_spec.key])
-    return Extraction(source=source, page=1, card_type=card_type, fields=fields)
-
-
 @pytest.fixture(scope="module")
 def scan_png() -> bytes:
-    buffer = io.BytesIO()
-    Image.open(SAMPLES_DIR / "card_01_foreign_printed.jpg").save(buffer, format="PNG")
-    return buffer.getvalue()
+    return sample_scan_png()
 
 
 @pytest.fixture()
