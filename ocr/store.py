@@ -33,9 +33,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    inspect,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -44,6 +42,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from models.batch import AuditEvent, BatchSummary, CardDetail, CardSummary
 from models.card import CardStatus, Extraction, FieldResult
 from ocr.errors import StaleVersionError, StoreError
+from ocr.migrations import upgrade as upgrade_schema
 
 __all__ = ["Store", "default_data_dir", "default_db_url"]
 
@@ -323,8 +322,8 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _enable_sqlite_pragmas)
         try:
-            Base.metadata.create_all(self.engine)
-            self._add_missing_columns()
+            # Create or upgrade the schema; the migrations also adopt stores older than them.
+            upgrade_schema(self.engine)
             if db_file is not None:
                 # The database contains names and document numbers, so it is owner-only, like the folders.
                 for path in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
@@ -338,15 +337,6 @@ class Store:
             ) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         log.debug("store opened dialect=%s", self.engine.dialect.name)
-
-    def _add_missing_columns(self) -> None:
-        """Add columns that newer versions define to tables an older version created."""
-        # TODO: replace with schema migrations (Alembic) once stores outlive a release.
-        existing = {column["name"] for column in inspect(self.engine).get_columns("fields")}
-        if "candidates" not in existing:
-            with self.engine.begin() as connection:
-                connection.execute(text("ALTER TABLE fields ADD COLUMN candidates JSON"))
-            log.info("store upgraded: column fields.candidates added")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
