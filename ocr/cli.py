@@ -14,6 +14,7 @@ import typer
 
 from ocr.bench_accuracy import bench_accuracy_command
 from ocr.bench_prep import bench_prep_command
+from ocr.cli_arrivals import arrivals_app
 from ocr.cli_template import template_app
 from ocr.errors import CardCaptureError, ExitCode
 
@@ -513,6 +514,7 @@ app.add_typer(bench_app, name="bench")
 bench_app.command("prep")(bench_prep_command)
 bench_app.command("accuracy")(bench_accuracy_command)
 app.add_typer(template_app, name="template")
+app.add_typer(arrivals_app, name="arrivals")
 
 
 @bench_app.callback(invoke_without_command=True)

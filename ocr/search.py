@@ -1,0 +1,342 @@
+"""Search: find cards by guest name, document number, room or arrival date, and log every search.
+
+Matching runs in Python over the field values the store returns (through
+``ocr.store._detail``), not as SQL ``LIKE`` on the value column, so it keeps
+working when field values are encrypted at rest. Every search of personal data
+writes one row to ``search_log``: who searched, when, which kind of query and
+how many cards matched. The query itself is kept only masked (``S****``) and as
+an HMAC-SHA256, so a supervisor can check whether a given value was looked up
+without the log containing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import DateTime, Integer, String, select
+from sqlalchemy.orm import Mapped, mapped_column, selectinload
+
+from models.batch import CardDetail
+from models.card import CardStatus
+from models.card_type import FieldKind
+from ocr.errors import CardCaptureError, ExitCode
+from ocr.normalize import normalize_value, to_half_width
+from ocr.store import Base, CardRow, Store, _detail, _now
+
+__all__ = [
+    "SEARCH_LOG_KEY_ENV",
+    "SearchError",
+    "SearchHit",
+    "SearchKind",
+    "SearchLogEntry",
+    "SearchLogRow",
+    "SearchResult",
+    "card_details",
+    "guest_name",
+    "mask_query",
+    "query_digest",
+    "search_cards",
+    "search_log",
+]
+
+log = logging.getLogger(__name__)
+
+# The HMAC key of logged queries: this variable, else a random key kept in the data folder.
+SEARCH_LOG_KEY_ENV = "HUKA_SEARCH_LOG_KEY"
+KEY_FILE_NAME = "search-log.key"
+
+# Results returned per search; the result says when more cards matched.
+MAX_HITS = 200
+
+
+class SearchKind(StrEnum):
+    """What the query text is compared with."""
+
+    NAME = "name"
+    DOCUMENT = "document"
+    ROOM = "room"
+    DATE = "date"
+
+
+# Field keys searched for each kind; a card type without one of them is not matched on it.
+NAME_KEYS = ("surname", "given_names", "chinese_name", "name")
+DOCUMENT_KEYS = ("document_number", "id_number", "visa_number")
+ROOM_KEYS = ("room_number",)
+DATE_KEYS = ("arrival_date",)
+
+# Shortest query per kind, so a single letter or digit does not list every guest.
+MIN_QUERY_LENGTH = {SearchKind.NAME: 2, SearchKind.DOCUMENT: 4, SearchKind.ROOM: 1, SearchKind.DATE: 8}
+
+
+class SearchLogRow(Base):
+    """One search of personal data: who, when, what kind, how many results; the query only masked and hashed."""
+
+    __tablename__ = "search_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=_now, index=True)
+    actor: Mapped[str] = mapped_column(String(100), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # E.g. "S***" for a name, "****87" for a document number, "2025-05-**" for a date.
+    query_masked: Mapped[str] = mapped_column(String(120))
+    # HMAC-SHA256 (hex) of the kind and the normalised query, keyed per site.
+    query_hmac: Mapped[str] = mapped_column(String(64), index=True)
+    result_count: Mapped[int] = mapped_column(Integer)
+
+
+class SearchError(CardCaptureError):
+    """A query that cannot be run: too short, or an unknown kind."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class SearchHit(BaseModel):
+    """One matching card, with the values a clerk needs to recognise the guest."""
+
+    card_id: int
+    batch: str
+    status: CardStatus
+    card_type: str
+    name: str
+    room_number: str
+    arrival_date: str
+    # The document or ID number with all but its last 4 characters hidden.
+    document_masked: str
+    # Field keys whose value matched the query.
+    matched_keys: list[str]
+
+
+class SearchResult(BaseModel):
+    kind: SearchKind
+    hits: list[SearchHit]
+    # Cards that matched; more than len(hits) when the list was cut at MAX_HITS.
+    total: int
+    log_id: int
+
+
+class SearchLogEntry(BaseModel):
+    """A search-log row as shown to supervisors."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    kind: str
+    query_masked: str
+    query_hmac: str
+    result_count: int
+
+
+def card_details(
+    store: Store,
+    *,
+    stored_since: datetime | None = None,
+    card_ids: Iterable[int] | None = None,
+    exclude_statuses: Iterable[CardStatus] = (),
+) -> list[CardDetail]:
+    """Return cards with all their fields as the store decodes them, oldest first, in one query.
+
+    ``stored_since`` (naive UTC, as the store keeps times) keeps the cards
+    stored at or after it; ``card_ids`` keeps only those cards.
+    """
+    query = select(CardRow).options(selectinload(CardRow.fields)).order_by(CardRow.id)
+    if stored_since is not None:
+        query = query.where(CardRow.created_at >= stored_since)
+    if card_ids is not None:
+        query = query.where(CardRow.id.in_(list(card_ids)))
+    excluded = [str(status) for status in exclude_statuses]
+    if excluded:
+        query = query.where(CardRow.status.not_in(excluded))
+    with store.session() as session:
+        return [_detail(card) for card in session.scalars(query).unique()]
+
+
+def _fold(text: str) -> str:
+    """Return ``text`` half-width, case-folded and without whitespace, for comparing names and numbers."""
+    return "".join(to_half_width(text).casefold().split())
+
+
+def _normalized_query(kind: SearchKind, query: str) -> str:
+    if kind == SearchKind.DATE:
+        return normalize_value(FieldKind.DATE, query, day_first=False)
+    if kind == SearchKind.NAME:
+        # Name words are kept apart, so "JOHN SMITH" finds SMITH / JOHN PAUL.
+        return " ".join(to_half_width(query).casefold().split())
+    return _fold(query)
+
+
+def guest_name(values: dict[str, str]) -> str:
+    """Return the guest's name as shown in lists: Latin name, then Chinese name, or the domestic name."""
+    latin = " ".join(v for v in (values.get("surname", ""), values.get("given_names", "")) if v)
+    parts = [latin, values.get("chinese_name", ""), values.get("name", "")]
+    return " ".join(part for part in parts if part)
+
+
+def _mask_tail(value: str, keep: int) -> str:
+    if len(value) <= keep:
+        return "*" * len(value)
+    return "*" * (len(value) - keep) + value[-keep:]
+
+
+def mask_query(kind: SearchKind, query: str) -> str:
+    """Return the query with its personal part hidden, as the search log keeps it.
+
+    Names and rooms keep their first character, document numbers their last 2,
+    and dates their year and month. The masks have a fixed length, so they do
+    not give away the length of a name or number.
+    """
+    text = _normalized_query(kind, query)
+    if kind == SearchKind.DATE:
+        return text[:8] + "**" if len(text) == 10 else "****"
+    if kind == SearchKind.DOCUMENT:
+        return "****" + text.upper()[-2:] if len(text) > 4 else "****"
+    return text[:1].upper() + "***"
+
+
+def _log_key(store: Store) -> bytes:
+    """Return the HMAC key: ``$HUKA_SEARCH_LOG_KEY``, else the data folder's key file, made on first use."""
+    configured = os.environ.get(SEARCH_LOG_KEY_ENV)
+    if configured:
+        return configured.encode("utf-8")
+    path = Path(store.data_dir) / KEY_FILE_NAME
+    if not path.exists():
+        # O_EXCL: when two processes make the key at once, the second one reads the first one's file.
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with open(descriptor, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_hex(32))
+            log.info("search log key created in data folder")
+    # NOTE: servers that share one PostgreSQL store but not a data folder each make their own key,
+    # so their hashes differ; set $HUKA_SEARCH_LOG_KEY to the same value on every server.
+    return path.read_text(encoding="ascii").strip().encode("ascii")
+
+
+def query_digest(store: Store, kind: SearchKind | str, query: str) -> str:
+    """Return the HMAC-SHA256 (hex) under which a search for ``query`` of ``kind`` is logged."""
+    kind = SearchKind(kind)
+    message = f"{kind}\x1f{_normalized_query(kind, query)}".encode()
+    return hmac.new(_log_key(store), message, hashlib.sha256).hexdigest()
+
+
+def _check_query(kind: SearchKind, query: str) -> str:
+    text = _normalized_query(kind, query)
+    if kind == SearchKind.DATE:
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise SearchError(
+                f"日期 {query!r} 无效，请写成 YYYY-MM-DD，如 2025-05-01。",
+                f"invalid date {query!r}; use YYYY-MM-DD, e.g. 2025-05-01",
+            ) from None
+    minimum = MIN_QUERY_LENGTH[kind]
+    if len(text.replace(" ", "")) < minimum:
+        raise SearchError(
+            f"查询内容太短：至少输入 {minimum} 个字符。",
+            f"the query is too short: type at least {minimum} characters",
+        )
+    return text
+
+
+def _matched_keys(kind: SearchKind, text: str, values: dict[str, str]) -> list[str]:
+    """Return the keys of ``values`` that match the normalised query ``text``."""
+    if kind == SearchKind.NAME:
+        present = [key for key in NAME_KEYS if values.get(key)]
+        combined = " ".join(_fold(values[key]) for key in present)
+        # Every word of the query must occur in some name field; "张三" also matches without spaces.
+        if present and all(word in combined for word in text.split()):
+            words = text.split()
+            return [key for key in present if any(word in _fold(values[key]) for word in words)]
+        return []
+    if kind == SearchKind.DOCUMENT:
+        return [key for key in DOCUMENT_KEYS if text and text in _fold(values.get(key, ""))]
+    if kind == SearchKind.ROOM:
+        return [key for key in ROOM_KEYS if values.get(key) and _fold(values[key]) == text]
+    return [key for key in DATE_KEYS if values.get(key) == text]
+
+
+def _hit(card: CardDetail, keys: list[str]) -> SearchHit:
+    values = card.values()
+    document = next((values[key] for key in DOCUMENT_KEYS if values.get(key)), "")
+    return SearchHit(
+        card_id=card.id,
+        batch=card.batch,
+        status=card.status,
+        card_type=card.card_type,
+        name=guest_name(values),
+        room_number=values.get("room_number", ""),
+        arrival_date=values.get("arrival_date", ""),
+        document_masked=_mask_tail(document, 4),
+        matched_keys=keys,
+    )
+
+
+def search_cards(store: Store, kind: SearchKind | str, query: str, *, actor: str) -> SearchResult:
+    """Return the cards whose name, document number, room or arrival date matches ``query``, and log the search.
+
+    Names match when every word of the query occurs in the guest's names,
+    ignoring case, width and spaces; document numbers match on any part of at
+    least 4 characters; rooms and dates match exactly. Raises
+    :class:`SearchError` for a query that is too short or not a date; such a
+    query is not run and not logged.
+    """
+    kind = SearchKind(kind)
+    if not actor.strip():
+        raise SearchError("检索前请先登录或填写审核人姓名。", "sign in or enter your name before searching")
+    text = _check_query(kind, query)
+
+    # NOTE: every search decodes every card in the store; that is a few seconds per 100 000 cards.
+    # A store far larger than that needs a keyed-hash index of the searched values instead.
+    hits: list[SearchHit] = []
+    for card in card_details(store):
+        keys = _matched_keys(kind, text, card.values())
+        if keys:
+            hits.append(_hit(card, keys))
+    hits.sort(key=lambda hit: (hit.arrival_date, hit.card_id), reverse=True)
+
+    with store.session() as session:
+        row = SearchLogRow(
+            actor=actor.strip(),
+            kind=str(kind),
+            query_masked=mask_query(kind, query),
+            query_hmac=query_digest(store, kind, query),
+            result_count=len(hits),
+        )
+        session.add(row)
+        session.flush()
+        log_id = row.id
+    log.info("search logged id=%s kind=%s results=%d by=%s", log_id, kind, len(hits), actor)
+    return SearchResult(kind=kind, hits=hits[:MAX_HITS], total=len(hits), log_id=log_id)
+
+
+def search_log(
+    store: Store,
+    *,
+    days: int | None = 30,
+    actor: str | None = None,
+    query_hmac: str | None = None,
+    limit: int = 500,
+) -> list[SearchLogEntry]:
+    """Return the logged searches, newest first: of the last ``days`` days, one actor, or one hashed query."""
+    query = select(SearchLogRow).order_by(SearchLogRow.id.desc()).limit(limit)
+    if days is not None:
+        since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=days)
+        query = query.where(SearchLogRow.at >= since)
+    if actor:
+        query = query.where(SearchLogRow.actor == actor)
+    if query_hmac:
+        query = query.where(SearchLogRow.query_hmac == query_hmac)
+    with store.session() as session:
+        return [SearchLogEntry.model_validate(row) for row in session.scalars(query)]
