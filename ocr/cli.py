@@ -470,6 +470,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="导出目录 / export folder")] = Path("export"),
     engine: EngineOption = "rapidocr",
     templates: TemplatesOption = None,
+    db: DbOption = None,
 ) -> None:
     """用随附的样例卡片跑通整个流程：识别、入库、导出。 / Run the bundled sample cards end to end."""
     from ocr.export import ExportError, export_batch
@@ -477,7 +478,7 @@ def demo(
     from ocr.registry import load_registry
     from sample_cards import SAMPLES_DIR
 
-    store = _store(None, data_dir)
+    store = _store(db, data_dir)
     say(f"识别样例卡片：{SAMPLES_DIR}", f"reading the sample cards in {SAMPLES_DIR}")
     report = ingest_paths(
         [SAMPLES_DIR],
@@ -501,11 +502,13 @@ def demo(
         files = []
     for path in files:
         say(f"已导出自动通过的卡片：{path}", f"exported the auto-accepted cards: {path}")
+    where = f"--data-dir {data_dir}"
+    if db:
+        # The password, if any, stays out of the terminal: the user types it back in.
+        where += f" --db {store.engine.url.render_as_string(hide_password=True)}"
     say(
-        f"下一步：python -m ocr review --data-dir {data_dir}  审核其余卡片，然后 python -m ocr export --batch demo "
-        f"--data-dir {data_dir}",
-        f"next: python -m ocr review --data-dir {data_dir} to review the rest, then python -m ocr export --batch demo "
-        f"--data-dir {data_dir}",
+        f"下一步：python -m ocr review {where}  审核其余卡片，然后 python -m ocr export --batch demo {where}",
+        f"next: python -m ocr review {where} to review the rest, then python -m ocr export --batch demo {where}",
     )
 
 

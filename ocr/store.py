@@ -44,7 +44,7 @@ from models.card import CardStatus, Extraction, FieldResult
 from ocr.errors import StaleVersionError, StoreError
 from ocr.migrations import upgrade as upgrade_schema
 
-__all__ = ["Store", "default_data_dir", "default_db_url"]
+__all__ = ["Store", "default_data_dir", "default_db_url", "normalize_db_url"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,18 @@ def default_db_url(data_dir: Path | None = None) -> str:
         return url
     folder = data_dir or default_data_dir()
     return f"sqlite:///{(folder / 'cards.db').as_posix()}"
+
+
+def normalize_db_url(url: str) -> str:
+    """Return ``url`` with the psycopg 3 driver named for a bare ``postgresql://`` or ``postgres://`` URL.
+
+    SQLAlchemy reads a bare PostgreSQL URL as psycopg2, which this project does
+    not install; the ``postgres`` extra installs psycopg 3.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
 
 
 def _now() -> datetime:
@@ -284,7 +296,7 @@ class Store:
         mistyped path in a reading command does not make a new, empty store.
         """
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-        self.url = url or default_db_url(self.data_dir)
+        self.url = normalize_db_url(url or default_db_url(self.data_dir))
         self.image_dir = self.data_dir / "images"
         db_file = Path(self.url.removeprefix("sqlite:///")) if self.url.startswith("sqlite:///") else None
         if not create and db_file is not None and not db_file.is_file():

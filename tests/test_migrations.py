@@ -115,3 +115,12 @@ def test_pre_migration_store_adopted(tmp_path):
     assert version_rows == 1
     assert card.fields["surname"].value == "LI"
     assert card.fields["surname"].candidates == []
+
+
+def test_bare_postgresql_url_uses_psycopg():
+    from ocr.store import normalize_db_url
+
+    assert normalize_db_url("postgresql://u:p@127.0.0.1/db") == "postgresql+psycopg://u:p@127.0.0.1/db"
+    assert normalize_db_url("postgres://u@127.0.0.1/db") == "postgresql+psycopg://u@127.0.0.1/db"
+    assert normalize_db_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_db_url("sqlite:///x/cards.db") == "sqlite:///x/cards.db"
