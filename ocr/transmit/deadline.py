@@ -44,13 +44,14 @@ class DeadlineReport:
     due_soon: list[DeadlineItem] = field(default_factory=list)
     # Sent but not acknowledged: first sends and corrections alike.
     unconfirmed: list[DeadlineItem] = field(default_factory=list)
-    # Cards still in review whose deadline has passed; reported, but not counted as overdue records.
+    # Cards still in review whose deadline has passed: no record of them can reach the office in time.
     review_overdue: list[DeadlineItem] = field(default_factory=list)
     corrections_pending: int = 0
 
     @property
     def has_overdue(self) -> bool:
-        return bool(self.overdue)
+        """Return whether a record is late, whether it waits for sending or still for review."""
+        return bool(self.overdue or self.review_overdue)
 
 
 def _deadline(arrival: str, config: Config) -> datetime:
