@@ -253,6 +253,8 @@ def _queue_for_transmission(session: Session, card_id: int) -> None:
     A card whose original was put in a batch before gets a correction that
     refers to that original; any other card gets its original.
     """
+    # A cancellation not yet sent is void once the card is approved again.
+    _drop_pending(session, card_id, kind="cancellation")
     pending = session.scalar(
         select(OutboxRow.id).where(OutboxRow.card_id == card_id, OutboxRow.state == "pending")
     )
@@ -268,6 +270,33 @@ def _queue_for_transmission(session: Session, card_id: int) -> None:
     else:
         session.add(OutboxRow(card_id=card_id, kind="correction", corrects_id=original))
     log.info("card %s queued for transmission", card_id)
+
+
+def _drop_pending(session: Session, card_id: int, *, kind: str) -> None:
+    """Delete the card's unsent outbox entries of ``kind``; nothing of them reached the office."""
+    for entry in session.scalars(
+        select(OutboxRow).where(OutboxRow.card_id == card_id, OutboxRow.state == "pending", OutboxRow.kind == kind)
+    ).all():
+        session.delete(entry)
+
+
+def _queue_cancellation(session: Session, card_id: int) -> None:
+    """Queue the cancellation of a sent card's record, replacing any unsent correction of it."""
+    _drop_pending(session, card_id, kind="correction")
+    pending = session.scalar(
+        select(OutboxRow.id).where(
+            OutboxRow.card_id == card_id, OutboxRow.state == "pending", OutboxRow.kind == "cancellation"
+        )
+    )
+    if pending is not None:
+        return
+    original = session.scalar(
+        select(OutboxRow.id)
+        .where(OutboxRow.card_id == card_id, OutboxRow.kind == "original")
+        .order_by(OutboxRow.id)
+    )
+    session.add(OutboxRow(card_id=card_id, kind="cancellation", corrects_id=original))
+    log.info("card %s queued for cancellation", card_id)
 
 
 def _was_transmitted(session: Session, card_id: int) -> bool:
@@ -603,9 +632,12 @@ class Store:
             )
             if note:
                 session.add(AuditRow(card_id=card_id, actor=actor, action="note", new_value=note))
-            # Transmission: the approval and the queued record commit together.
+            # Transmission: the approval and the queued record commit together, and so do a
+            # rejection of a sent card and the cancellation of its record.
             if status == CardStatus.APPROVED:
                 _queue_for_transmission(session, card_id)
+            elif status == CardStatus.REJECTED and _was_transmitted(session, card_id):
+                _queue_cancellation(session, card_id)
             log.info("card %s status %s -> %s by=%s", card_id, old, status, actor)
             return card.version
 

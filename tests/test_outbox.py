@@ -117,6 +117,52 @@ def test_change_after_send_queues_correction(cards: Cards):
     assert correction.state == "pending"
 
 
+def test_reject_after_send_queues_cancellation(cards: Cards):
+    card_id = cards.add(foreign_values("0012345", DAY))
+    outbox.form_batches(cards.store, config(), REGISTRY, "folder")
+
+    reject_card(
+        cards.store, card_id, actor=REVIEWER, expected_version=cards.store.get_card(card_id).version,
+        kind="front_desk", note="护照号与证件不符",
+    )
+    original, cancellation = entries(cards.store)
+    batch_ids = outbox.form_batches(cards.store, config(), REGISTRY, "folder")
+
+    assert cancellation.kind == "cancellation"
+    assert cancellation.corrects_id == original.id
+    assert len(batch_ids) == 1
+    batch = outbox.get_batch(cards.store, str(batch_ids[0]))
+    assert batch.kind == "cancellation"
+    assert batch.card_ids == [card_id]
+    assert batch.records[0]["record_kind"] == "cancellation"
+    assert batch.records[0]["corrects_record_id"] == original.id
+    assert outbox.form_batches(cards.store, config(), REGISTRY, "folder") == []
+
+
+def test_reject_replaces_unsent_correction(cards: Cards):
+    card_id = cards.add(foreign_values("0012345", DAY))
+    outbox.form_batches(cards.store, config(), REGISTRY, "folder")
+    version = correct_fields(
+        cards.store, card_id, {"room_number": "1209"}, actor=REVIEWER,
+        expected_version=cards.store.get_card(card_id).version, registry=REGISTRY,
+    )
+
+    reject_card(cards.store, card_id, actor=REVIEWER, expected_version=version, kind="rescan")
+
+    assert [row.kind for row in entries(cards.store)] == ["original", "cancellation"]
+
+
+def test_reject_before_send_sends_nothing(cards: Cards):
+    card_id = cards.add(foreign_values("0012345", DAY))
+
+    reject_card(
+        cards.store, card_id, actor=REVIEWER, expected_version=cards.store.get_card(card_id).version, kind="rescan"
+    )
+
+    assert [row.kind for row in entries(cards.store)] == ["original"]
+    assert outbox.form_batches(cards.store, config(), REGISTRY, "folder") == []
+
+
 def test_batches_per_type_date_and_kind(cards: Cards):
     cards.add(foreign_values("0012345", DAY))
     cards.add(foreign_values("0012346", DAY))

@@ -72,7 +72,9 @@ def deadline_report(store: Store, config: Config, now: datetime | None = None) -
         ).all()
         for entry in entries:
             card = session.get(CardRow, entry.card_id)
-            if card.status not in (CardStatus.APPROVED, CardStatus.EXPORTED):
+            sendable = card.status in (CardStatus.APPROVED, CardStatus.EXPORTED)
+            cancelling = entry.kind == "cancellation" and card.status == CardStatus.REJECTED
+            if not (sendable or cancelling):
                 continue
             detail = _detail(card)
             arrival = (entry.record or {}).get("arrival_date") or arrival_date_of(detail, zone)
@@ -83,7 +85,8 @@ def deadline_report(store: Store, config: Config, now: datetime | None = None) -
             item = DeadlineItem(card.id, card.card_type, str(arrival), deadline, entry.state)
             if entry.state == "batched":
                 report.unconfirmed.append(item)
-            if entry.kind == "correction":
+            # Corrections and cancellations of sent records are counted, not given a deadline of their own.
+            if entry.kind in ("correction", "cancellation"):
                 if entry.state == "pending":
                     report.corrections_pending += 1
                 continue

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from models.card import CardStatus
 from ocr.registry import Registry
@@ -38,8 +38,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Card states whose records are sent; a card sent back to review or rejected waits.
-# NOTE: rejecting a card whose record was sent already sends no cancellation to the office.
+# Card states whose records are sent; a card sent back to review waits. A rejected
+# card's only entry is the cancellation of a record sent before its rejection.
 TRANSMITTABLE = (CardStatus.APPROVED, CardStatus.EXPORTED)
 
 CREATED = "created"
@@ -121,7 +121,13 @@ def form_batches(store: Store, config: Config, registry: Registry, adapter: str)
         entries = session.scalars(
             select(OutboxRow)
             .join(CardRow, OutboxRow.card_id == CardRow.id)
-            .where(OutboxRow.state == "pending", CardRow.status.in_([str(s) for s in TRANSMITTABLE]))
+            .where(
+                OutboxRow.state == "pending",
+                or_(
+                    and_(OutboxRow.kind != "cancellation", CardRow.status.in_([str(s) for s in TRANSMITTABLE])),
+                    and_(OutboxRow.kind == "cancellation", CardRow.status == str(CardStatus.REJECTED)),
+                ),
+            )
             .order_by(OutboxRow.id)
         ).all()
         groups: dict[tuple[str, str, str], list[tuple[OutboxRow, dict]]] = {}
