@@ -198,10 +198,13 @@ class BatchDeadline(BaseModel):
 
 
 def _bad(where_zh: str, where_en: str, column: str, problem_zh: str, problem_en: str) -> ArrivalsError:
-    return ArrivalsError(
-        f"{where_zh}「{column}」列：{problem_zh}。请改正后重试。",
-        f"{where_en}, column {column!r}: {problem_en}; correct it and try again",
-    )
+    """Return the error on one value: in a file row when ``where`` is given, else in a form field."""
+    if where_zh:
+        return ArrivalsError(
+            f"{where_zh}「{column}」列：{problem_zh}。请改正后重试。",
+            f"{where_en}, column {column!r}: {problem_en}; correct it and try again",
+        )
+    return ArrivalsError(f"「{column}」：{problem_zh}。请改正后重试。", f"{column}: {problem_en}; correct it and try again")
 
 
 def _serial(text: str) -> str:
