@@ -1,0 +1,151 @@
+"""Screen texts of the batch overview, statistics and search pages, in Chinese and English.
+
+Text ids start with ``ov_``, ``st_`` or ``se_``; review_app.texts merges them
+into its table, so ``tr()`` finds them like every other text.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PAGE_TEXTS"]
+
+# Text id -> (Chinese, English). Placeholders use str.format names.
+PAGE_TEXTS: dict[str, tuple[str, str]] = {
+    # Batch overview.
+    "ov_title": ("批次概览", "Batch overview"),
+    "ov_states": ("各批次卡片状态", "Cards per state and batch"),
+    "ov_col_batch": ("批次", "Batch"),
+    "ov_col_total": ("合计", "Total"),
+    "ov_col_open": ("未完成", "Open"),
+    "ov_col_deadline": ("上报期限", "Deadline"),
+    "ov_col_time_left": ("剩余时间", "Time left"),
+    "ov_all_done": ("已全部上报", "all acknowledged"),
+    "ov_hours_left": ("剩余 {hours} 小时", "{hours} h left"),
+    "ov_hours_over": ("逾期 {hours} 小时", "{hours} h overdue"),
+    "ov_batch_past": (
+        "批次 {batch}：{count} 张卡片已过上报期限（{deadline}），请尽快审核并上报。",
+        "Batch {batch}: {count} cards are past their deadline ({deadline}); review and send them now.",
+    ),
+    "ov_batch_near": (
+        "批次 {batch}：{count} 张卡片将在 {hours} 小时内到期（{deadline}）。",
+        "Batch {batch}: {count} cards are due within {hours} h ({deadline}).",
+    ),
+    "ov_legend": (
+        "颜色：红色为已逾期，琥珀色为 {hours} 小时内到期，绿色为尚有时间或已全部上报。期限为抵店日期 0 时起 24 小时。",
+        "Colours: red is overdue, amber is due within {hours} h, green has time left or is done. "
+        "A record is due 24 hours after 00:00 of its arrival date.",
+    ),
+    "ov_range": ("抵店日期范围", "Arrival dates"),
+    "ov_arrivals": ("预计抵店与已扫描", "Expected arrivals against scanned cards"),
+    "ov_no_days": (
+        "所选日期内没有预计人数，也没有卡片。",
+        "There are no expected arrivals and no cards on the dates chosen.",
+    ),
+    "ov_col_date": ("抵店日期", "Arrival date"),
+    "ov_col_card_type": ("卡片类型", "Card type"),
+    "ov_col_expected": ("预计", "Expected"),
+    "ov_col_scanned": ("已扫描", "Scanned"),
+    "ov_col_difference": ("差额", "Difference"),
+    "ov_col_rejected": ("已退回", "Rejected"),
+    "ov_col_serial_range": ("编号范围", "Serial range"),
+    "ov_col_gaps": ("缺号", "Missing serials"),
+    "ov_col_duplicates": ("重号", "Duplicate serials"),
+    "ov_col_outside": ("范围外编号", "Serials outside the range"),
+    "ov_categories": ("旅客类别（已扫描、未退回）", "Guest categories (scanned, not rejected)"),
+    "ov_serial_problems": (
+        "{date} {card_type}：缺号 {gaps} 个，重号 {duplicates} 个。",
+        "{date} {card_type}: {gaps} missing serials, {duplicates} duplicates.",
+    ),
+    "ov_enter": ("填写预计抵店人数", "Enter expected arrivals"),
+    "ov_enter_date": ("抵店日期", "Arrival date"),
+    "ov_enter_card_type": ("卡片类型", "Card type"),
+    "ov_enter_expected": ("预计人数", "Guests expected"),
+    "ov_enter_serial_first": ("起始编号（选填）", "First serial (optional)"),
+    "ov_enter_serial_last": ("结束编号（选填）", "Last serial (optional)"),
+    "ov_enter_save": ("保存", "Save"),
+    "ov_entered": ("已保存 {date} {card_type} 的预计人数 {count}。", "Saved {count} expected on {date} for {card_type}."),
+    "ov_import": ("从 CSV 导入", "Import from CSV"),
+    "ov_import_help": (
+        "列：date（日期）、expected（预计人数），可选 card_type（卡片类型）、serial_first（起始编号）、"
+        "serial_last（结束编号）。第 1 行为标题行。文件有错误时不导入任何一行。",
+        "Columns: date, expected, and optionally card_type, serial_first, serial_last. Row 1 is the header. "
+        "A file with an error imports nothing.",
+    ),
+    "ov_import_file": ("CSV 文件", "CSV file"),
+    "ov_import_button": ("导入", "Import"),
+    "ov_imported": ("已导入 {file}：新增 {added} 行，更新 {updated} 行。", "Imported {file}: {added} added, {updated} updated."),
+    "ov_config_failed": (
+        "无法读取配置文件，期限按默认值（24 小时，Asia/Shanghai）计算：{message}",
+        "cannot read the config file, so the deadlines use the defaults (24 h, Asia/Shanghai): {message}",
+    ),
+    # Statistics.
+    "st_title": ("统计", "Statistics"),
+    "st_range": ("日期范围", "Dates"),
+    "st_cards": ("卡片", "Cards"),
+    "st_fields": ("字段", "Fields"),
+    "st_rate": ("自动化率", "Automation rate"),
+    "st_rate_help": (
+        "无需人工核对的字段占全部字段的比例：当前未标记待核、且无人修改或确认过的字段。",
+        "Share of fields that needed no person: not flagged now, and never corrected or confirmed by a reviewer.",
+    ),
+    "st_cards_per_day": ("每日入库卡片", "Cards stored per day"),
+    "st_automation_per_day": ("每日自动化率", "Automation rate per day"),
+    "st_corrections": ("各字段更正次数", "Corrections per field"),
+    "st_no_corrections": ("所选日期内没有更正。", "There are no corrections on the dates chosen."),
+    "st_throughput": ("审核人工作量", "Reviewer throughput"),
+    "st_no_throughput": ("所选日期内没有审核记录。", "No review work was done on the dates chosen."),
+    "st_col_day": ("日期", "Day"),
+    "st_col_cards": ("卡片数", "Cards"),
+    "st_col_fields": ("字段数", "Fields"),
+    "st_col_automated": ("自动通过字段", "Automated fields"),
+    "st_col_rate": ("自动化率", "Automation rate"),
+    "st_col_field": ("字段", "Field"),
+    "st_col_corrections": ("更正次数", "Corrections"),
+    "st_col_reviewer": ("审核人", "Reviewer"),
+    "st_col_confirmed": ("确认字段", "Fields confirmed"),
+    "st_col_corrected": ("更正字段", "Fields corrected"),
+    "st_col_approved": ("通过卡片", "Cards approved"),
+    "st_col_rejected": ("退回卡片", "Cards rejected"),
+    "st_data": ("数据表", "Data"),
+    # Search.
+    "se_title": ("查找卡片", "Find a card"),
+    "se_logged": (
+        "每次查找都会记录查找人、时间、类型与结果数；查找内容只以遮蔽和加密摘要形式保存。",
+        "Every search is logged with who, when, what kind and how many results; the query is kept only masked and hashed.",
+    ),
+    "se_kind": ("查找方式", "Search by"),
+    "se_kind_name": ("姓名", "Name"),
+    "se_kind_document": ("证件号码", "Document number"),
+    "se_kind_room": ("房号", "Room"),
+    "se_kind_date": ("抵店日期", "Arrival date"),
+    "se_query": ("查找内容", "Search for"),
+    "se_query_help_name": ("英文姓名或中文姓名，不区分大小写与先后。", "Latin or Chinese name; any case and order."),
+    "se_query_help_document": ("证件号码的全部或至少 4 位。", "The whole document number or at least 4 characters of it."),
+    "se_query_help_room": ("完整房号，如 1208。", "The whole room number, e.g. 1208."),
+    "se_date": ("抵店日期", "Arrival date"),
+    "se_button": ("查找", "Search"),
+    "se_count": ("找到 {count} 张卡片。", "{count} cards found."),
+    "se_count_cut": ("找到 {count} 张卡片，只显示最新的 {shown} 张。", "{count} cards found; the newest {shown} are shown."),
+    "se_none": ("没有找到匹配的卡片。", "No card matches."),
+    "se_open": ("打开", "Open"),
+    "se_col_card": ("卡片", "Card"),
+    "se_col_name": ("姓名", "Name"),
+    "se_col_room": ("房号", "Room"),
+    "se_col_arrival": ("抵店日期", "Arrival"),
+    "se_col_document": ("证件号码", "Document"),
+    "se_col_status": ("状态", "Status"),
+    "se_col_batch": ("批次", "Batch"),
+    "se_log_title": ("查找记录（主管）", "Search log (supervisors)"),
+    "se_log_days": ("最近天数", "Last days"),
+    "se_log_check": ("查某一内容是否被查找过", "Check whether a value was searched for"),
+    "se_log_check_help": (
+        "输入姓名、证件号码等，按其加密摘要筛选记录；输入内容本身不保存。",
+        "Type a name, document number and so on to filter the log by its hash; what you type is not stored.",
+    ),
+    "se_log_empty": ("没有查找记录。", "The search log is empty."),
+    "se_col_at": ("时间（UTC）", "Time (UTC)"),
+    "se_col_actor": ("查找人", "Searched by"),
+    "se_col_kind": ("类型", "Kind"),
+    "se_col_query": ("查找内容（遮蔽）", "Query (masked)"),
+    "se_col_results": ("结果数", "Results"),
+    "se_card_opened": ("已打开卡片 {card_id}。", "Card {card_id} is open."),
+}
