@@ -30,6 +30,8 @@ from ocr.errors import InputFileError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "MAX_ASPECT_RATIO",
+    "MIN_SIDE_PX",
     "SUPPORTED_SUFFIXES",
     "IngestFailure",
     "Page",
@@ -43,6 +45,16 @@ log = logging.getLogger(__name__)
 # spare. A larger image is far beyond any card scan and is treated as damaged
 # or hostile (a decompression bomb) instead of being decoded.
 DEFAULT_MAX_PIXELS = 80_000_000
+
+# A card scan is at least this many pixels on its shorter side: a card 10 cm
+# across at 25 dpi. Anything smaller is a thumbnail or an icon with nothing to read.
+MIN_SIDE_PX = 100
+# Longer side over shorter side. Cards are about 1.4 and a sheet of two cards side
+# by side about 2.8. rapidocr's page detector (config.yaml: limit_type min,
+# limit_side_len 736) scales the shorter side up to 736 pixels. A 5 x 4000 pixel
+# strip thus became 736 x 588800 pixels and took 219 s of CPU, so such a strip
+# is rejected instead.
+MAX_ASPECT_RATIO = 8.0
 
 _BASE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".pdf"}
 _OPTIONAL_SUFFIXES = {".bmp", ".webp"}
@@ -68,6 +80,15 @@ _PILLOW_FORMATS = tuple(name for name in ("JPEG", "PNG", "TIFF", "BMP", "WEBP") 
 _MULTI_PAGE_FORMATS = {"TIFF"}
 
 _PDF_MAGIC = b"%PDF-"
+# Signatures of the image formats read here. A file that starts with one of
+# them but that Pillow cannot identify is a damaged image, not a wrong suffix.
+_IMAGE_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"BM": "BMP",
+}
 _POINTS_PER_INCH = 72.0
 
 
@@ -230,6 +251,28 @@ def _too_many_pixels(width: int, height: int, max_pixels: int) -> _FileProblem:
     )
 
 
+def _bad_shape(width: int, height: int) -> _FileProblem | None:
+    """Return the problem with an image of this size that is no card scan, or None when it can be one."""
+    short_side, long_side = min(width, height), max(width, height)
+    if short_side < MIN_SIDE_PX:
+        return _FileProblem(
+            f"图像太小（{width}×{height} 像素，短边不足 {MIN_SIDE_PX} 像素），不是卡片扫描件；"
+            "请以 200 dpi 重新扫描整张卡片",
+            f"image too small ({width}x{height} pixels, shorter side under {MIN_SIDE_PX}); "
+            "it is not a card scan; scan the whole card again at 200 dpi",
+            "too_small",
+        )
+    if long_side > MAX_ASPECT_RATIO * short_side:
+        return _FileProblem(
+            f"图像过于细长（{width}×{height} 像素，长宽比超过 {MAX_ASPECT_RATIO:g}），不是卡片扫描件；"
+            "请检查扫描仪的纸张尺寸设置后重新扫描",
+            f"image too narrow ({width}x{height} pixels, side ratio over {MAX_ASPECT_RATIO:g}); "
+            "it is not a card scan; check the scanner's paper size and scan it again",
+            "bad_aspect_ratio",
+        )
+    return None
+
+
 def _damaged(format_name: str, exc: BaseException) -> _FileProblem:
     text = str(exc).lower()
     if "truncated" in text or "premature end" in text or "eof" in text:
@@ -339,21 +382,42 @@ def _file_dpi(image: Image.Image) -> float | None:
     return round(value, 1)
 
 
+def _image_signature(path: Path) -> str | None:
+    """Return the image format whose signature starts the file, or None."""
+    magic = _read_magic(path)
+    for prefix, name in _IMAGE_MAGIC.items():
+        if magic.startswith(prefix):
+            return name
+    return None
+
+
 def _open_image(path: Path, max_pixels: int) -> Image.Image:
     try:
-        with warnings.catch_warnings():
-            # The size check below replaces Pillow's warning for large images.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            # The size check in _decode_frame replaces Pillow's warning for large
+            # images, and warnings about damaged metadata are only counted.
+            warnings.simplefilter("always")
             image = Image.open(path, formats=_PILLOW_FORMATS)
+        if caught:
+            log.debug("decoder warnings ignored: count=%d", len(caught))
     except Image.DecompressionBombError as exc:
         log.debug("Pillow rejected an image as a decompression bomb: %s", exc)
         raise _FileProblem(
-            f"图像尺寸过大（超过上限 {max_pixels} 像素），文件可能已损坏或不是扫描件",
+            f"图像尺寸过大（超过上限 {max_pixels} 像素），文件可能已损坏或不是扫描件；"
+            "请以较低分辨率重新扫描",
             f"image too large (over the maximum of {max_pixels} pixels); "
-            "the file may be damaged or not a scan",
+            "the file may be damaged or not a scan; scan it again at a lower resolution",
             "too_many_pixels",
         ) from exc
     except UnidentifiedImageError as exc:
+        signature = _image_signature(path)
+        if signature is not None:
+            # The header is cut off or broken, so Pillow cannot tell the format.
+            raise _FileProblem(
+                f"文件已损坏或不完整（{signature} 文件头或数据无法解析），请重新扫描",
+                f"the file is damaged or incomplete (the {signature} header or data cannot be parsed); scan it again",
+                "damaged_header",
+            ) from exc
         raise _FileProblem(
             "文件内容不是可识别的图像或 PDF（扩展名与内容不符，或文件已损坏），请检查文件",
             "the content is not a recognised image or PDF "
@@ -369,13 +433,21 @@ def _decode_frame(image: Image.Image, max_pixels: int) -> np.ndarray:
     width, height = image.size
     if width * height > max_pixels:
         raise _too_many_pixels(width, height, max_pixels)
+    shape_problem = _bad_shape(width, height)
+    if shape_problem is not None:
+        raise shape_problem
     format_name = image.format or "image"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            # Pillow warns about damaged EXIF or metadata on stderr; the page
+            # still decodes, so the warnings are only counted in the log.
+            warnings.simplefilter("always")
             image.load()
             upright = ImageOps.exif_transpose(image)
-            return _to_bgr(upright)
+            pixels = _to_bgr(upright)
+        if caught:
+            log.debug("decoder warnings ignored: count=%d", len(caught))
+        return pixels
     except Image.DecompressionBombError as exc:
         raise _too_many_pixels(width, height, max_pixels) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -440,8 +512,8 @@ def _render_pdf_page(pdf: pdfium.PdfDocument, index: int, pdf_dpi: int, max_pixe
         page = pdf[index]
     except pdfium.PdfiumError as exc:
         raise _FileProblem(
-            "PDF 页面已损坏，无法读取",
-            "the PDF page is damaged and cannot be read",
+            "PDF 页面已损坏，无法读取；请重新导出或重新扫描该页",
+            "the PDF page is damaged and cannot be read; export or scan the page again",
             "pdf_page_invalid",
         ) from exc
     try:
@@ -457,7 +529,14 @@ def _render_pdf_page(pdf: pdfium.PdfDocument, index: int, pdf_dpi: int, max_pixe
                 "too_many_pixels",
             )
         if width <= 0 or height <= 0:
-            raise _FileProblem("PDF 页面尺寸为零", "the PDF page has zero size", "pdf_page_invalid")
+            raise _FileProblem(
+                "PDF 页面尺寸为零；请重新导出或重新扫描该页",
+                "the PDF page has zero size; export or scan the page again",
+                "pdf_page_invalid",
+            )
+        shape_problem = _bad_shape(width, height)
+        if shape_problem is not None:
+            raise shape_problem
         try:
             bitmap = page.render(scale=scale, fill_color=(255, 255, 255, 255))
         except pdfium.PdfiumError as exc:
@@ -482,7 +561,11 @@ def _iter_pdf_pages(
     try:
         page_count = len(pdf)
         if page_count == 0:
-            raise _FileProblem("PDF 文件没有页面", "the PDF has no pages", "pdf_empty")
+            raise _FileProblem(
+                "PDF 文件没有页面；请重新导出或重新扫描",
+                "the PDF has no pages; export or scan it again",
+                "pdf_empty",
+            )
         for index in range(page_count):
             try:
                 pixels = _render_pdf_page(pdf, index, pdf_dpi, max_pixels)
@@ -527,10 +610,18 @@ def _iter_file_pages(
             "没有读取权限，请检查文件权限", "permission denied; check the file permissions", "permission"
         ) from exc
     except IsADirectoryError as exc:
-        raise _FileProblem("这是一个文件夹，不是文件", "the path is a folder, not a file", "is_directory") from exc
+        raise _FileProblem(
+            "这是一个文件夹，不是文件；请给出文件夹本身的路径或其中的文件",
+            "the path is a folder, not a file; give the folder path or a file in it",
+            "is_directory",
+        ) from exc
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise _FileProblem(f"读取失败（{reason}）", f"read failed ({reason})", "os_error") from exc
+        raise _FileProblem(
+            f"读取失败（{reason}）；请检查磁盘或网络共享后重试",
+            f"read failed ({reason}); check the disk or network share and try again",
+            "os_error",
+        ) from exc
 
     # The content decides the reader, so a misnamed file still reads.
     try:

@@ -66,18 +66,36 @@ def assert_bgr_image(image: np.ndarray, height: int, width: int) -> None:
     assert image.shape == (height, width, 3)
 
 
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """Return one PNG chunk: length, type, data and CRC."""
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+
 def png_with_claimed_size(path: Path, width: int, height: int) -> None:
     """Write a PNG whose header claims ``width`` x ``height`` but whose data is a few bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     data = zlib.compress(b"\x00" * 64)
     path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
     )
+
+
+def pdf_bytes(objects: list[bytes], trailer_entries: str = "") -> bytes:
+    """Return a PDF of ``objects`` (numbered from 1, object 1 the catalogue) with a valid cross-reference table."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref_offset = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R {trailer_entries}>>\nstartxref\n{xref_offset}\n%%EOF\n"
+    ).encode()
+    return bytes(out)
 
 
 def encrypted_pdf_bytes() -> bytes:
@@ -92,20 +110,7 @@ def encrypted_pdf_bytes() -> bytes:
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
         b"<< /Filter /Standard /V 1 /R 2 /O <" + b"11" * 32 + b"> /U <" + b"22" * 32 + b"> /P -4 >>",
     ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref_offset = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    out += (
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Encrypt 4 0 R "
-        f"/ID [<{'ab' * 16}> <{'ab' * 16}>] >>\nstartxref\n{xref_offset}\n%%EOF\n"
-    ).encode()
-    return bytes(out)
+    return pdf_bytes(objects, f"/Encrypt 4 0 R /ID [<{'ab' * 16}> <{'ab' * 16}>] ")
 
 
 # --------------------------------------------------------------------------
@@ -275,30 +280,30 @@ def test_16bit_gray_png_scaled(tmp_path):
 
 def test_palette_transparency_on_white(tmp_path):
     path = tmp_path / "palette.png"
-    palette_image = Image.new("P", (100, 80), 0)
+    palette_image = Image.new("P", (200, 160), 0)
     palette_image.putpalette([0, 0, 0] + [0, 0, 255] + [0, 0, 0] * 254)
-    palette_image.paste(1, (0, 0, 50, 80))
+    palette_image.paste(1, (0, 0, 100, 160))
     palette_image.info["transparency"] = 0
     palette_image.save(path, transparency=0)
 
     page = only_page(read_all([path]))
 
-    assert_bgr_image(page.image, 80, 100)
-    assert page.image[40, 90].tolist() == [255, 255, 255]  # transparent black became white
-    assert page.image[40, 10].tolist() == [255, 0, 0]  # opaque blue, BGR order
+    assert_bgr_image(page.image, 160, 200)
+    assert page.image[80, 180].tolist() == [255, 255, 255]  # transparent black became white
+    assert page.image[80, 20].tolist() == [255, 0, 0]  # opaque blue, BGR order
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA"])
 def test_alpha_composited_on_white(tmp_path, mode):
     path = tmp_path / f"alpha_{mode}.png"
-    array = np.zeros((60, 60, 4), dtype=np.uint8)
-    array[:, :30, 3] = 255  # left half opaque black, right half fully transparent
+    array = np.zeros((120, 120, 4), dtype=np.uint8)
+    array[:, :60, 3] = 255  # left half opaque black, right half fully transparent
     Image.fromarray(array, "RGBA").convert(mode).save(path)
 
     page = only_page(read_all([path]))
 
-    assert page.image[30, 10].tolist() == [0, 0, 0]
-    assert page.image[30, 50].tolist() == [255, 255, 255]
+    assert page.image[60, 20].tolist() == [0, 0, 0]
+    assert page.image[60, 100].tolist() == [255, 255, 255]
 
 
 def test_bilevel_tiff_converted(tmp_path):
