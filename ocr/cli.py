@@ -15,8 +15,12 @@ import typer
 from ocr.bench_accuracy import bench_accuracy_command
 from ocr.bench_prep import bench_prep_command
 from ocr.cli_arrivals import arrivals_app
+from ocr.bench_throughput import bench_throughput_command
+from ocr.check import check_command
 from ocr.cli_template import template_app
+from ocr.cli_user import first_admin_hint, user_app
 from ocr.errors import CardCaptureError, ExitCode
+from ocr.worker import worker_command
 
 __all__ = ["app", "main"]
 
@@ -49,6 +53,10 @@ TemplatesOption = Annotated[
 ]
 DpiOption = Annotated[
     int, typer.Option("--dpi", min=50, max=1200, help="PDF 页面渲染分辨率（dpi）/ PDF render resolution")
+]
+WorkersOption = Annotated[
+    Optional[int],
+    typer.Option("--workers", min=1, help="本机识别进程数，默认每个 CPU 核一个 / OCR processes on this machine, default one per CPU core"),
 ]
 ConfigOption = Annotated[
     Optional[Path],
@@ -141,12 +149,21 @@ def ingest(
     engine: EngineOption = "rapidocr",
     templates: TemplatesOption = None,
     dpi: DpiOption = 200,
+    workers: WorkersOption = None,
+    queue: Annotated[
+        bool,
+        typer.Option("--queue", help="只保存扫描件并排队，由 worker 识别（需要 PostgreSQL）/ store and queue the scans for OCR workers"),
+    ] = False,
 ) -> None:
     """读取扫描件，识别并入库。 / Read scans into the store."""
     from ocr.pipeline import ingest_paths
+    from ocr.pool import default_workers
 
     store = _store(db, data_dir)
     batch_name = batch or date.today().isoformat()
+    if queue:
+        _ingest_to_queue(paths, store, batch_name, engine, dpi)
+        return
     report = ingest_paths(
         paths,
         store,
@@ -155,6 +172,7 @@ def ingest(
         template_dirs=_folders(templates),
         pdf_dpi=dpi,
         on_page=_progress(),
+        workers=workers or default_workers(),
     )
     _report_problems(report)
     say(
@@ -166,6 +184,20 @@ def ingest(
     _exit_for(report)
 
 
+def _ingest_to_queue(paths: list[Path], store, batch_name: str, engine: str, dpi: int) -> None:
+    from ocr.worker import queue_paths
+
+    report = queue_paths(paths, store, batch=batch_name, engine_name=engine, pdf_dpi=dpi, on_page=_progress())
+    _report_problems(report)
+    say(
+        f"批次 {batch_name}：处理 {report.pages} 页，已排队 {report.queued} 张（由 worker 识别），"
+        f"重复跳过 {report.duplicates} 张，读取失败 {len(report.failures)} 个。",
+        f"batch {batch_name}: {report.pages} pages, {report.queued} queued for the OCR workers, "
+        f"{report.duplicates} duplicates skipped, {len(report.failures)} failed",
+    )
+    _exit_for(report)
+
+
 @app.command()
 def extract(
     paths: Annotated[list[Path], typer.Argument(help="扫描文件或文件夹 / scan files or folders")],
@@ -173,9 +205,11 @@ def extract(
     engine: EngineOption = "rapidocr",
     templates: TemplatesOption = None,
     dpi: DpiOption = 200,
+    workers: WorkersOption = None,
 ) -> None:
     """识别扫描件，每张卡写一个 JSON，不入库。 / Write one JSON per card; store nothing."""
     from ocr.pipeline import extract_paths
+    from ocr.pool import default_workers
 
     report = extract_paths(
         paths,
@@ -184,6 +218,7 @@ def extract(
         template_dirs=_folders(templates),
         pdf_dpi=dpi,
         on_page=_progress(),
+        workers=workers or default_workers(),
     )
     _report_problems(report)
     say(
@@ -206,6 +241,7 @@ def status(
     from models.card import CardStatus
 
     store = _store(db, data_dir, create=False)
+    _say_queue(store, batch)
     batches = [b for b in store.list_batches() if batch is None or b.name == batch]
     if not batches:
         say("没有批次。先运行 ingest 或 demo。", "no batches yet; run ingest or demo first")
@@ -222,6 +258,21 @@ def status(
         en = ", ".join(f"{labels[s][1]} {summary.counts.get(str(s), 0)}" for s in labels)
         say(f"{summary.name}：共 {summary.total} 张；{zh}", f"{summary.name}: {summary.total} card(s); {en}")
     _say_deadlines(store, config)
+
+
+def _say_queue(store, batch: str | None) -> None:
+    """Print the scans still waiting for an OCR worker, and those that failed, per batch."""
+    from ocr.queue import queue_counts
+
+    for name, counts in queue_counts(store).items():
+        if batch is not None and name != batch:
+            continue
+        waiting, failed = counts.get("queued", 0), counts.get("failed", 0)
+        if waiting or failed:
+            say(
+                f"{name}：排队等待识别 {waiting} 张，识别失败 {failed} 张",
+                f"{name}: {waiting} scan(s) queued for OCR, {failed} failed",
+            )
 
 
 # Transmission: deadline lines of `status`, and the commands transmit, confirm and handover.
@@ -471,10 +522,12 @@ def demo(
     engine: EngineOption = "rapidocr",
     templates: TemplatesOption = None,
     db: DbOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """用随附的样例卡片跑通整个流程：识别、入库、导出。 / Run the bundled sample cards end to end."""
     from ocr.export import ExportError, export_batch
     from ocr.pipeline import ingest_paths
+    from ocr.pool import default_workers
     from ocr.registry import load_registry
     from sample_cards import SAMPLES_DIR
 
@@ -487,6 +540,7 @@ def demo(
         engine_name=engine,
         template_dirs=_folders(templates),
         on_page=_progress(),
+        workers=workers or default_workers(),
     )
     _report_problems(report)
     say(
@@ -506,6 +560,7 @@ def demo(
     if db:
         # The password, if any, stays out of the terminal: the user types it back in.
         where += f" --db {store.engine.url.render_as_string(hide_password=True)}"
+    first_admin_hint(store, where)
     say(
         f"下一步：python -m ocr review {where}  审核其余卡片，然后 python -m ocr export --batch demo {where}",
         f"next: python -m ocr review {where} to review the rest, then python -m ocr export --batch demo {where}",
@@ -517,6 +572,10 @@ app.add_typer(bench_app, name="bench")
 bench_app.command("prep")(bench_prep_command)
 bench_app.command("accuracy")(bench_accuracy_command)
 app.add_typer(template_app, name="template")
+app.add_typer(user_app, name="user")
+app.command("worker")(worker_command)
+app.command("check")(check_command)
+bench_app.command("throughput")(bench_throughput_command)
 app.add_typer(arrivals_app, name="arrivals")
 
 

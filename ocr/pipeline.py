@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from ocr.engines import OcrEngine, TextLine, get_engine
 from ocr.ingest import IngestFailure, Page, iter_pages
 from ocr.layout import match_layout, read_labelled_values
 from ocr.normalize import normalize_value
+from ocr.pool import process_in_order
 from ocr.prepare import apply_quarter_turn, prepare, quality_problems
 from ocr.recognize import read_fields
 from ocr.registry import Registry, load_registry
@@ -270,19 +271,29 @@ def ingest_paths(
     template_dirs: Iterable[str] = (),
     pdf_dpi: int = 200,
     on_page: Callable[[Page | IngestFailure], None] | None = None,
+    workers: int = 1,
 ) -> RunReport:
     """Read every page of the given files and folders into ``store`` under ``batch``.
 
     A page whose content is stored already is skipped; a file that cannot be read
-    is reported in the result and the rest go on.
+    is reported in the result and the rest go on. With ``workers`` above 1 the OCR
+    runs in a pool of that many processes (:mod:`ocr.pool`) and this process
+    stores the cards, in input order.
     """
-    engine = get_engine(engine_name)
-    registry = load_registry(tuple(template_dirs))
     report = RunReport()
+    # Content keys sent for OCR in this run: a second copy of a page waits for the first one's card.
+    sent: set[str] = set()
 
-    for item in iter_pages(paths, pdf_dpi=pdf_dpi):
-        if on_page is not None:
-            on_page(item)
+    def wanted(page: Page) -> bool:
+        if page.key in sent or store.find_scan(page.key) is not None:
+            return False
+        sent.add(page.key)
+        return True
+
+    pages = _reported(iter_pages(paths, pdf_dpi=pdf_dpi), on_page)
+    for item, result in process_in_order(
+        pages, engine_name=engine_name, template_dirs=template_dirs, workers=workers, wanted=wanted
+    ):
         if isinstance(item, IngestFailure):
             report.failures.append(item)
             continue
@@ -290,13 +301,12 @@ def ingest_paths(
 
         # A file scanned twice has the same content key: keep the first card only.
         existing = store.find_scan(item.key)
-        if existing is not None:
+        if existing is not None or result is None:
             report.duplicates += 1
-            report.duplicate_of.append((str(item.source), item.page, existing))
+            report.duplicate_of.append((str(item.source), item.page, existing or 0))
             log.info("page skipped as duplicate page=%s card=%s", item.key[:12], existing)
             continue
 
-        result = process_page(item, engine=engine, registry=registry)
         card_id = store.add_card(
             batch=batch,
             content_key=item.key,
@@ -319,6 +329,16 @@ def ingest_paths(
     return report
 
 
+def _reported(
+    items: Iterable[Page | IngestFailure], on_page: Callable[[Page | IngestFailure], None] | None
+) -> Iterator[Page | IngestFailure]:
+    """Pass the items through, calling ``on_page`` on each as it is read."""
+    for item in items:
+        if on_page is not None:
+            on_page(item)
+        yield item
+
+
 def output_name(page: Page) -> str:
     """Return the JSON file name for a page: ``<stem>.json``, or ``<stem>_p<N>.json`` in a multi-page file."""
     stem = Path(page.source).stem
@@ -333,10 +353,9 @@ def extract_paths(
     template_dirs: Iterable[str] = (),
     pdf_dpi: int = 200,
     on_page: Callable[[Page | IngestFailure], None] | None = None,
+    workers: int = 1,
 ) -> RunReport:
-    """Write one JSON per page to ``out_dir`` and store nothing."""
-    engine = get_engine(engine_name)
-    registry = load_registry(tuple(template_dirs))
+    """Write one JSON per page to ``out_dir`` and store nothing; ``workers`` as in :func:`ingest_paths`."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
@@ -344,14 +363,12 @@ def extract_paths(
     report = RunReport()
     written: set[str] = set()
 
-    for item in iter_pages(paths, pdf_dpi=pdf_dpi):
-        if on_page is not None:
-            on_page(item)
+    pages = _reported(iter_pages(paths, pdf_dpi=pdf_dpi), on_page)
+    for item, result in process_in_order(pages, engine_name=engine_name, template_dirs=template_dirs, workers=workers):
         if isinstance(item, IngestFailure):
             report.failures.append(item)
             continue
         report.pages += 1
-        result = process_page(item, engine=engine, registry=registry)
 
         # Two inputs with the same stem (a/scan.jpg, b/scan.png) must not overwrite each other.
         name = output_name(item)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -404,6 +404,11 @@ class Store:
                 select(CardRow.id).join(ScanRow).where(ScanRow.content_key == content_key)
             )
 
+    def find_scan_id(self, content_key: str) -> int | None:
+        """Return the id of the stored scan page with this content key, with or without a card yet, or None."""
+        with self.session() as session:
+            return session.scalar(select(ScanRow.id).where(ScanRow.content_key == content_key))
+
     def _write_image(self, name: str, data: bytes) -> str:
         path = self.image_dir / name
         tmp = path.with_suffix(path.suffix + ".tmp")
@@ -412,7 +417,45 @@ class Store:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        # The rename must reach the disk before the database row that points at the file commits.
+        folder = os.open(self.image_dir, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
         return str(path)
+
+    def add_scan(
+        self,
+        *,
+        content_key: str,
+        source: str,
+        page: int,
+        original_png: bytes,
+        on_stored: Callable[[Session, int], None] | None = None,
+    ) -> int:
+        """Store a scan page with no card yet (a scan queued for OCR); return the scan id.
+
+        ``on_stored(session, scan_id)`` runs in the same transaction. Raises
+        :class:`StoreError` when a scan with ``content_key`` exists already.
+        """
+        stem = content_key.replace(":", "_p")
+        original_path = self._write_image(f"{stem}_original.png", original_png)
+        try:
+            with self.session() as session:
+                scan = ScanRow(content_key=content_key, source=source, page=page, image_path=original_path)
+                session.add(scan)
+                session.flush()
+                if on_stored is not None:
+                    on_stored(session, scan.id)
+                scan_id = scan.id
+        except IntegrityError as exc:
+            raise StoreError(
+                f"该扫描页已入库（{content_key[:12]}…），未重复保存。",
+                f"scan {content_key[:12]}… is stored already",
+            ) from exc
+        log.info("scan stored id=%s page=%s", scan_id, content_key[:12])
+        return scan_id
 
     def add_card(
         self,
@@ -420,30 +463,47 @@ class Store:
         batch: str,
         content_key: str,
         extraction: Extraction,
-        original_png: bytes,
+        original_png: bytes | None,
         straight_png: bytes,
         actor: str = PIPELINE_ACTOR,
+        scan_id: int | None = None,
+        on_stored: Callable[[Session, int], None] | None = None,
     ) -> int:
         """Store a newly extracted card with its images; return its id.
 
-        Raises :class:`StoreError` when a card for ``content_key`` exists already.
+        With ``scan_id`` the card is made from that stored scan (see
+        :meth:`add_scan`) and ``original_png`` is not used. ``on_stored(session,
+        card_id)`` runs in the card's transaction. Raises :class:`StoreError` when
+        a card for ``content_key`` exists already.
         """
         stem = content_key.replace(":", "_p")
-        original_path = self._write_image(f"{stem}_original.png", original_png)
+        original_path = None
+        if scan_id is None:
+            if original_png is None:
+                raise ValueError("add_card needs original_png or scan_id")
+            original_path = self._write_image(f"{stem}_original.png", original_png)
         straight_path = self._write_image(f"{stem}_straight.png", straight_png)
         status = CardStatus.NEEDS_REVIEW if extraction.needs_review else CardStatus.AUTO_ACCEPTED
 
         try:
             with self.session() as session:
                 batch_row = self._batch(session, batch)
-                scan = ScanRow(
-                    content_key=content_key,
-                    source=extraction.source,
-                    page=extraction.page,
-                    image_path=original_path,
-                )
-                session.add(scan)
-                session.flush()
+                if scan_id is None:
+                    scan = ScanRow(
+                        content_key=content_key,
+                        source=extraction.source,
+                        page=extraction.page,
+                        image_path=original_path,
+                    )
+                    session.add(scan)
+                    session.flush()
+                else:
+                    scan = session.get(ScanRow, scan_id)
+                    if scan is None or scan.content_key != content_key:
+                        raise StoreError(
+                            f"扫描页 {scan_id} 不存在或与内容键不符，未保存卡片。",
+                            f"scan {scan_id} not found or its content key differs; card not stored",
+                        )
                 card = CardRow(
                     batch_id=batch_row.id,
                     scan_id=scan.id,
@@ -470,6 +530,8 @@ class Store:
                         card_id=card.id, actor=actor, action="status", old_value=CardStatus.EXTRACTED, new_value=status
                     )
                 )
+                if on_stored is not None:
+                    on_stored(session, card.id)
                 card_id = card.id
         except IntegrityError as exc:
             raise StoreError(

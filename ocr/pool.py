@@ -1,0 +1,169 @@
+"""Process pool: OCR of a stack of pages on every core of one machine.
+
+Each pool process loads its own engine and card-type registry once, then runs
+:func:`ocr.pipeline.process_page` on the pages it is sent. The calling process
+reads the files, sends pages to the pool and gets the results back in input
+order, so it alone writes the store (SQLite allows one writer at a time) and a
+run gives the same cards as a one-process run.
+
+The pool processes are started with ``spawn``, not ``fork``, so no process
+inherits the threads of an engine the parent may have loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from ocr.errors import CardCaptureError
+from ocr.ingest import IngestFailure, Page
+
+__all__ = ["ThreadShare", "default_workers", "process_in_order"]
+
+log = logging.getLogger(__name__)
+
+# Pages sent ahead per pool process: enough to keep every process busy while the parent
+# stores a result, few enough to bound memory (a 200-dpi A5 page is about 6 MiB decoded).
+PAGES_AHEAD_PER_WORKER = 2
+
+
+def default_workers() -> int:
+    """Return the number of pool processes to use by default: one per CPU core."""
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ThreadShare:
+    """Threads each pool process gives the OCR engine and OpenCV, so N processes do not oversubscribe the cores."""
+
+    threads: int
+
+    @classmethod
+    def for_workers(cls, workers: int) -> ThreadShare:
+        return cls(max(1, (os.cpu_count() or 1) // max(1, workers)))
+
+
+@dataclass(frozen=True)
+class _ChildError:
+    """A product error raised in a pool process, carried back as plain fields (its class may not unpickle)."""
+
+    message_zh: str
+    message_en: str
+    exit_code: int
+
+    def to_exception(self) -> CardCaptureError:
+        error = CardCaptureError(self.message_zh, self.message_en)
+        error.exit_code = self.exit_code
+        return error
+
+
+# State of one pool process, set by _start_child.
+_child: dict[str, object] = {}
+
+
+def _start_child(engine_name: str, template_dirs: tuple[str, ...], threads: int) -> None:
+    """Load the engine and registry once per pool process."""
+    # The engine reads this variable when it is built; a value the user set wins.
+    os.environ.setdefault("HUKA_OCR_THREADS", str(threads))
+    import cv2
+
+    cv2.setNumThreads(threads)
+    from ocr.engines import get_engine
+    from ocr.registry import load_registry
+
+    try:
+        _child["engine"] = get_engine(engine_name)
+        _child["registry"] = load_registry(template_dirs)
+    except CardCaptureError as exc:
+        # Raised again for the first page, where the parent can report it.
+        _child["error"] = _ChildError(exc.message_zh, exc.message_en, exc.exit_code)
+    log.info("pool process ready pid=%d engine=%s threads=%d", os.getpid(), engine_name, threads)
+
+
+def _process_in_child(page: Page):
+    from ocr.pipeline import process_page
+
+    if "error" in _child:
+        return _child["error"]
+    try:
+        return process_page(page, engine=_child["engine"], registry=_child["registry"])
+    except CardCaptureError as exc:
+        return _ChildError(exc.message_zh, exc.message_en, exc.exit_code)
+
+
+def _result(future: Future | None):
+    if future is None:
+        return None
+    try:
+        outcome = future.result()
+    except BrokenProcessPool as exc:
+        raise CardCaptureError(
+            "识别进程意外退出（可能内存不足或被系统终止）。已入库的卡片不受影响，请用较小的 --workers 重新运行。",
+            "an OCR pool process exited unexpectedly (out of memory or killed?); stored cards are kept, "
+            "rerun with a smaller --workers",
+        ) from exc
+    if isinstance(outcome, _ChildError):
+        raise outcome.to_exception()
+    return outcome
+
+
+def process_in_order(
+    items: Iterable[Page | IngestFailure],
+    *,
+    engine_name: str,
+    template_dirs: Iterable[str] = (),
+    workers: int = 1,
+    wanted: Callable[[Page], bool] = lambda page: True,
+) -> Iterator[tuple[Page | IngestFailure, object | None]]:
+    """Yield ``(item, PageResult or None)`` for every item, in input order.
+
+    A page for which ``wanted`` returns False, and every :class:`IngestFailure`,
+    comes back with None and is not processed. ``wanted`` is called in input
+    order before the page is sent to the pool. With ``workers`` 1 the pages are
+    processed in this process, with no pool.
+    """
+    from ocr.engines import get_engine
+    from ocr.pipeline import process_page
+    from ocr.registry import load_registry
+
+    folders = tuple(template_dirs)
+    if workers <= 1:
+        engine = get_engine(engine_name)
+        registry = load_registry(folders)
+        for item in items:
+            if isinstance(item, Page) and wanted(item):
+                yield item, process_page(item, engine=engine, registry=registry)
+            else:
+                yield item, None
+        return
+
+    share = ThreadShare.for_workers(workers)
+    context = multiprocessing.get_context("spawn")
+    log.info("process pool starting workers=%d threads_each=%d", workers, share.threads)
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_start_child,
+        initargs=(engine_name, folders, share.threads),
+    ) as pool:
+        pending: deque[tuple[Page | IngestFailure, Future | None]] = deque()
+        for item in items:
+            future = pool.submit(_process_in_child, item) if isinstance(item, Page) and wanted(item) else None
+            pending.append((item, future))
+            # Hand back finished results at the head, and wait once too many pages are in flight.
+            while pending and (len(pending) > workers * PAGES_AHEAD_PER_WORKER or _done(pending[0][1])):
+                head, head_future = pending.popleft()
+                yield head, _result(head_future)
+        while pending:
+            head, head_future = pending.popleft()
+            yield head, _result(head_future)
+
+
+def _done(future: Future | None) -> bool:
+    return future is None or future.done()

@@ -1,0 +1,74 @@
+"""Process pool: a run with two OCR processes gives the same cards as a run in one process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ocr.pipeline import extract_paths, ingest_paths
+from ocr.store import Store
+from sample_cards import SAMPLES_DIR
+
+pytestmark = pytest.mark.slow
+
+SAMPLES = ["card_01_foreign_printed.jpg", "card_04_domestic_handwriting.jpg", "card_05_foreign_handwriting.jpg"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Path:
+    """Three sample cards, plus a copy of the first under another name (the same page scanned twice)."""
+    folder = tmp_path_factory.mktemp("stack")
+    for name in SAMPLES:
+        shutil.copy(SAMPLES_DIR / name, folder / name)
+    shutil.copy(SAMPLES_DIR / SAMPLES[0], folder / "z_rescan.jpg")
+    return folder
+
+
+def read_outputs(folder: Path) -> dict[str, dict]:
+    return {path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))}
+
+
+def stored_cards(store: Store) -> list[tuple]:
+    cards = []
+    for summary in store.list_cards():
+        card = store.get_card(summary.id)
+        values = {key: (field.value, field.needs_review, round(field.confidence, 6)) for key, field in card.fields.items()}
+        cards.append((card.source, card.card_type, card.status, values))
+    return cards
+
+
+def test_extract_pool_matches_one_process(stack: Path, tmp_path: Path):
+    one = extract_paths([stack], tmp_path / "one", workers=1)
+    two = extract_paths([stack], tmp_path / "two", workers=2)
+
+    assert one.stored == 4
+    assert two.stored == 4
+    assert read_outputs(tmp_path / "two") == read_outputs(tmp_path / "one")
+
+
+def test_ingest_pool_matches_one_process(stack: Path, tmp_path: Path, store_url: str, new_store_url):
+    one_store = Store(url=new_store_url("one"), data_dir=tmp_path / "one")
+    two_store = Store(url=store_url, data_dir=tmp_path / "data")
+
+    one = ingest_paths([stack], one_store, batch="b", workers=1)
+    two = ingest_paths([stack], two_store, batch="b", workers=2)
+
+    assert (one.pages, one.stored, one.duplicates) == (4, 3, 1)
+    assert (two.pages, two.stored, two.duplicates) == (4, 3, 1)
+    # The rescan is reported as a copy of the card stored from the first file.
+    assert two.duplicate_of == [(str(stack / "z_rescan.jpg"), 1, two.card_ids[0])]
+    assert stored_cards(two_store) == stored_cards(one_store)
+
+
+def test_ingest_pool_skips_stored_pages(stack: Path, tmp_path: Path):
+    store = Store(data_dir=tmp_path / "data")
+    ingest_paths([stack / SAMPLES[0]], store, batch="b", workers=1)
+
+    report = ingest_paths([stack], store, batch="b", workers=2)
+
+    assert report.stored == 2
+    assert report.duplicates == 2
+    assert len(store.list_cards()) == 3

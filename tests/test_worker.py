@@ -1,0 +1,237 @@
+"""OCR workers on the PostgreSQL task queue: scans queued by ``ingest --queue``, read by ``worker``.
+
+Every job is claimed by one worker, a scan processed twice keeps one card, a
+scan left without a job is queued again, and ``status`` shows what waits.
+These tests need a PostgreSQL server in ``HUKA_TEST_POSTGRES_URL``; ``.ci/run``
+starts one, and without it they are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from ocr.errors import StoreError
+from ocr.queue import QueuedScanRow, enqueue_paths, process_queued_scan
+from ocr.store import AuditRow, CardRow, ScanRow, Store
+from ocr.worker import QueueSettings, ScanQueue
+from sample_cards import SAMPLES_DIR
+
+POSTGRES_URL_VARIABLE = "HUKA_TEST_POSTGRES_URL"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SUBPROCESS_TIMEOUT_S = 300
+SAMPLES = ["card_01_foreign_printed.jpg", "card_03_domestic_printed.jpg"]
+
+needs_postgres = pytest.mark.skipif(
+    not os.environ.get(POSTGRES_URL_VARIABLE),
+    reason=f"{POSTGRES_URL_VARIABLE} is not set, so there is no PostgreSQL server for the task queue (.ci/run starts one)",
+)
+
+
+@pytest.fixture()
+def pg_url() -> Iterator[str]:
+    """Yield the URL of a new PostgreSQL schema for the store; drop it and its queue schema afterwards."""
+    if not os.environ.get(POSTGRES_URL_VARIABLE):
+        pytest.skip(f"{POSTGRES_URL_VARIABLE} is not set, so there is no PostgreSQL server for the task queue (.ci/run starts one)")
+    server = make_url(os.environ[POSTGRES_URL_VARIABLE])
+    schema = f"test_worker_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield server.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}_queue" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture()
+def stack(tmp_path: Path) -> Path:
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name in SAMPLES:
+        shutil.copy(SAMPLES_DIR / name, folder / name)
+    return folder
+
+
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), HUKA_LANG="zh", HUKA_OCR_THREADS="1")
+    return subprocess.run(
+        [sys.executable, "-m", "ocr", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S
+    )
+
+
+def queue_jobs(url: str) -> list[tuple[str, int]]:
+    """Return (status, scan id) of every job in the store's queue schema."""
+    settings = QueueSettings.from_db_url(url)
+    engine = create_engine(make_url(url).set(query={}))
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(f'SELECT status, (args->>\'scan_id\')::int FROM "{settings.schema}".procrastinate_jobs ORDER BY id')
+        ).all()
+    engine.dispose()
+    return [(status, scan_id) for status, scan_id in rows]
+
+
+def counts(store: Store) -> dict[str, int]:
+    with store.session() as session:
+        return {
+            "scans": session.scalar(select(func.count(ScanRow.id))),
+            "cards": session.scalar(select(func.count(CardRow.id))),
+            "audit": session.scalar(select(func.count(AuditRow.id))),
+        }
+
+
+def queue_rows(store: Store) -> list[tuple[int, str, int]]:
+    with store.session() as session:
+        rows = session.execute(
+            select(QueuedScanRow.scan_id, QueuedScanRow.state, QueuedScanRow.attempts).order_by(QueuedScanRow.scan_id)
+        )
+        return [tuple(row) for row in rows]
+
+
+def test_queue_schema_from_search_path():
+    settings = QueueSettings.from_db_url("postgresql://u:p@127.0.0.1:5432/db?options=-csearch_path%3Dhotel_a")
+
+    assert settings.schema == "hotel_a_queue"
+    assert settings.options == "-c search_path=hotel_a_queue"
+    assert settings.conninfo == "postgresql://u:p@127.0.0.1:5432/db"
+
+
+def test_queue_schema_default():
+    assert QueueSettings.from_db_url("postgresql+psycopg://u@host/db").schema == "huka_queue"
+
+
+def test_queue_needs_postgres():
+    with pytest.raises(StoreError) as raised:
+        QueueSettings.from_db_url("sqlite:///tmp/cards.db")
+
+    assert "PostgreSQL" in raised.value.message_zh
+
+
+@needs_postgres
+def test_ingest_queue_then_worker(pg_url: str, stack: Path, tmp_path: Path):
+    data = str(tmp_path / "data")
+    shutil.copy(stack / SAMPLES[0], stack / "z_rescan.jpg")
+
+    queued = run_cli(["ingest", str(stack), "--queue", "--batch", "b1", "--db", pg_url, "--data-dir", data], tmp_path)
+
+    assert queued.returncode == 0, queued.stderr
+    assert "已排队 2 张" in queued.stdout
+    assert "重复" in queued.stderr
+    store = Store(url=pg_url, data_dir=data)
+    assert counts(store) == {"scans": 2, "cards": 0, "audit": 0}
+    assert [state for _, state, _ in queue_rows(store)] == ["queued", "queued"]
+    assert sorted(status for status, _ in queue_jobs(pg_url)) == ["todo", "todo"]
+    status = run_cli(["status", "--db", pg_url, "--data-dir", data], tmp_path)
+    assert "b1：排队等待识别 2 张，识别失败 0 张" in status.stdout
+
+    worker = run_cli(["worker", "--once", "--processes", "1", "--db", pg_url, "--data-dir", data], tmp_path)
+
+    assert worker.returncode == 0, worker.stderr
+    assert counts(store)["cards"] == 2
+    assert [(state, attempts) for _, state, attempts in queue_rows(store)] == [("done", 1), ("done", 1)]
+    # Successful jobs are deleted; nothing is left to do.
+    assert queue_jobs(pg_url) == []
+    assert [card.batch for card in store.list_cards()] == ["b1", "b1"]
+    check = run_cli(["check", "--db", pg_url, "--data-dir", data], tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+@needs_postgres
+def test_processing_twice_changes_nothing(pg_url: str, stack: Path, tmp_path: Path):
+    from ocr.engines import get_engine
+    from ocr.pipeline import process_page
+
+    store = Store(url=pg_url, data_dir=tmp_path / "data")
+    report = enqueue_paths([stack / SAMPLES[0]], store, batch="b1")
+    scan_id = report.scan_ids[0]
+    reads: list[int] = []
+
+    def read(page, engine_name):
+        reads.append(scan_id)
+        return process_page(page, engine=get_engine(engine_name))
+
+    first = process_queued_scan(store, scan_id, read)
+    before = counts(store)
+    second = process_queued_scan(store, scan_id, read)
+
+    assert first.action == "stored"
+    assert second.action == "had_card"
+    assert second.card_id == first.card_id
+    assert counts(store) == before
+    assert reads == [scan_id]
+
+
+@needs_postgres
+def test_failing_scan_marked_failed(pg_url: str, stack: Path, tmp_path: Path):
+    store = Store(url=pg_url, data_dir=tmp_path / "data")
+    scan_id = enqueue_paths([stack / SAMPLES[0]], store, batch="b1").scan_ids[0]
+
+    def broken(page, engine_name):
+        raise ValueError("engine crashed")
+
+    for _attempt in range(2):
+        with pytest.raises(ValueError):
+            process_queued_scan(store, scan_id, broken)
+    last = process_queued_scan(store, scan_id, broken)
+
+    assert last.action == "failed"
+    assert queue_rows(store) == [(scan_id, "failed", 3)]
+    with store.session() as session:
+        assert session.scalar(select(QueuedScanRow.last_error)) == "ValueError: engine crashed"
+    assert counts(store)["cards"] == 0
+
+
+@needs_postgres
+def test_scan_without_job_queued_again(pg_url: str, stack: Path, tmp_path: Path):
+    data = tmp_path / "data"
+    store = Store(url=pg_url, data_dir=data)
+    ScanQueue(pg_url).ensure_schema()
+    # As if the station was killed after storing the scan and before queueing its job.
+    enqueue_paths([stack / SAMPLES[0]], store, batch="b1")
+    assert queue_jobs(pg_url) == []
+    time.sleep(1.5)
+
+    worker = run_cli(
+        ["worker", "--once", "--processes", "1", "--stall-timeout", "1", "--db", pg_url, "--data-dir", str(data)], tmp_path
+    )
+
+    assert worker.returncode == 0, worker.stderr
+    assert counts(store)["cards"] == 1
+    assert [state for _, state, _ in queue_rows(store)] == ["done"]
+
+
+@needs_postgres
+def test_two_workers_claim_each_job_once(pg_url: str, tmp_path: Path):
+    data = tmp_path / "data"
+    folder = tmp_path / "four"
+    folder.mkdir()
+    for name in ["card_01_foreign_printed.jpg", "card_03_domestic_printed.jpg", "card_06_foreign_printed.jpg", "card_09_domestic_printed.jpg"]:
+        shutil.copy(SAMPLES_DIR / name, folder / name)
+    assert run_cli(["ingest", str(folder), "--queue", "--db", pg_url, "--data-dir", str(data)], tmp_path).returncode == 0
+
+    worker = run_cli(["worker", "--once", "--processes", "2", "--db", pg_url, "--data-dir", str(data)], tmp_path)
+
+    assert worker.returncode == 0, worker.stderr
+    store = Store(url=pg_url, data_dir=data)
+    assert counts(store)["cards"] == 4
+    # One attempt per scan: no job was run by both workers.
+    assert [(state, attempts) for _, state, attempts in queue_rows(store)] == [("done", 1)] * 4
+    with store.session() as session:
+        extracted = session.execute(
+            select(AuditRow.card_id, func.count(AuditRow.id)).where(AuditRow.action == "extracted").group_by(AuditRow.card_id)
+        ).all()
+    assert sorted(count for _, count in extracted) == [1, 1, 1, 1]
