@@ -90,6 +90,10 @@ def _options(
         level=logging.INFO if verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Guests' names and document numbers are masked in every log record.
+    from ocr.logmask import install as install_log_masking
+
+    install_log_masking()
 
 
 def _store(db: str | None, data_dir: Path | None, *, create: bool = True):

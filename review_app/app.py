@@ -19,6 +19,7 @@ if str(PROJECT_ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from ocr.errors import CardCaptureError  # noqa: E402
+from ocr.logmask import install as install_log_masking  # noqa: E402
 from review_app.card_page import render_card  # noqa: E402
 from review_app.deadline_panel import render_deadline_panel  # noqa: E402
 from review_app.queue_page import render_queue  # noqa: E402
@@ -35,6 +36,8 @@ from review_app.session import (  # noqa: E402
 from review_app.texts import LANGUAGES  # noqa: E402
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+# Guests' names and document numbers are masked in every log record.
+install_log_masking()
 
 
 def render_sidebar() -> None:
