@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -634,10 +634,13 @@ class Store:
         actor: str,
         expected_version: int,
         action: str = "correct",
+        audit_keys: Collection[str] = (),
     ) -> int:
         """Write new field results (value, review flag, reason) and audit every changed value.
 
-        Returns the card's new version.
+        The fields in ``audit_keys`` are audited under ``action`` even when their
+        value stays the same (a reviewer marking a field illegible). Returns the
+        card's new version.
         """
         with self.session() as session:
             card = self._claim_version(session, card_id, expected_version)
@@ -649,12 +652,12 @@ class Store:
                     raise StoreError(f"卡片 {card_id} 没有字段 {key}。", f"card {card_id} has no field {key}")
                 # A changed value is a correction; an unchanged value cleared of its flag is a confirmation.
                 changed = row.value != result.value
-                if changed or (row.needs_review and not result.needs_review):
+                if changed or key in audit_keys or (row.needs_review and not result.needs_review):
                     session.add(
                         AuditRow(
                             card_id=card_id,
                             actor=actor,
-                            action=action if changed else "confirm",
+                            action=action if changed or key in audit_keys else "confirm",
                             field_key=key,
                             old_value=row.value,
                             new_value=result.value,

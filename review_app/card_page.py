@@ -1,8 +1,15 @@
-"""Card page: the scan with its field boxes, the flagged fields to correct, and the review actions.
+"""Card view: the scan with every field's box coloured by state, the whole record to edit, approve or reject.
 
 The form shows the card as it was loaded (kept in session state). Every save
 sends that version as ``expected_version``, so a card that someone else saved
 in the meantime raises :class:`StaleVersionError` and nothing is overwritten.
+Showing an editable card holds it for the signed-in user (see
+:mod:`review_app.card_hold`); while someone else holds it, the card is shown
+read-only with the holder's name, and a supervisor may release the hold.
+
+Keys: Enter in a field saves, Alt+A approves, Alt+N and Alt+P move to the next
+and previous field that needs attention, Alt+Q goes back. A click on a box in
+the scan jumps to that field's input.
 """
 
 from __future__ import annotations
@@ -17,25 +24,37 @@ from PIL import Image
 from models.batch import CardDetail
 from models.card import CardStatus
 from models.card_type import CardTypeSpec, FieldSpec
+from ocr.accounts import Role, role_allows
 from ocr.errors import CardCaptureError, StaleVersionError, StoreError
-from ocr.registry import Registry
-from ocr.review import REJECT_REASONS, approve_card, correct_fields, reject_card
-from ocr.store import Store
-from review_app.scan_images import crop_field, draw_field_boxes, load_scan
+from ocr.holds import CardHeldError, release_hold
+from ocr.review import REJECT_REASONS, approve_card, correct_fields, illegible_keys, reject_card
+from ocr.store import PIPELINE_ACTOR
+from review_app.card_hold import drop_hold, hold_card
+from review_app.keys import Shortcut, keyboard_bridge
+from review_app.navigation import GOTO_KEY, go_to_page
+from review_app.scan_images import (
+    STATE_COLORS,
+    FieldState,
+    OverlayBox,
+    crop_field,
+    field_state,
+    load_scan,
+    scan_overlay_html,
+)
 from review_app.session import (
     LOADED_KEY,
     OPENED_FLAGS_KEY,
+    PageContext,
     lang,
     open_card,
     open_queue,
     push_flash,
-    reviewer_or_warn,
     show_flash,
     tr,
 )
 from review_app.texts import status_label
 
-__all__ = ["EDITABLE_STATUSES", "entries_to_send", "field_widget_key", "render_card"]
+__all__ = ["EDITABLE_STATUSES", "RETURN_KEY", "entries_to_send", "field_widget_key", "open_card_from", "render_card"]
 
 # States in which a reviewer may change a card. approve_card accepts the same states.
 EDITABLE_STATUSES = (CardStatus.NEEDS_REVIEW, CardStatus.AUTO_ACCEPTED, CardStatus.EXTRACTED)
@@ -43,11 +62,24 @@ EDITABLE_STATUSES = (CardStatus.NEEDS_REVIEW, CardStatus.AUTO_ACCEPTED, CardStat
 log = logging.getLogger(__name__)
 
 REJECT_TEXT_IDS = {"rescan": "reject_rescan", "front_desk": "reject_front_desk"}
+REJECT_KIND_KEY = "reject_kind"
+REJECT_NOTE_KEY = "reject_note"
+# URL path of the page to go back to after approving or rejecting, when the card was opened from another page.
+RETURN_KEY = "card_return_page"
+# Audit actions by which a person set or confirmed a field's value.
+PERSON_ACTIONS = ("correct", "confirm", "approve")
 
 
 def field_widget_key(key: str) -> str:
     """Return the session-state key of the text input for field ``key``."""
     return f"field_{key}"
+
+
+def open_card_from(card_id: int, return_page: str | None) -> None:
+    """Show card ``card_id`` on the cards page; after approve or reject, go back to ``return_page`` (None: next card)."""
+    open_card(card_id)
+    st.session_state[RETURN_KEY] = return_page
+    go_to_page("cards")
 
 
 # Loading and navigation.
@@ -61,7 +93,15 @@ def _load_into_form(card: CardDetail) -> CardDetail:
     opened = st.session_state.get(OPENED_FLAGS_KEY)
     if opened is None or opened[0] != card.id:
         st.session_state[OPENED_FLAGS_KEY] = (card.id, tuple(card.flagged_keys))
+        _preset_reject(card)
     return card
+
+
+def _preset_reject(card: CardDetail) -> None:
+    """Preset the reject form of a newly opened card: "front desk" with the illegible fields named, else nothing."""
+    illegible = illegible_keys(card)
+    st.session_state[REJECT_KIND_KEY] = "front_desk" if illegible else None
+    st.session_state[REJECT_NOTE_KEY] = tr("illegible_note", fields="、".join(illegible)) if illegible else ""
 
 
 def _review_keys(card: CardDetail, spec: CardTypeSpec) -> list[str]:
@@ -75,15 +115,15 @@ def _review_keys(card: CardDetail, spec: CardTypeSpec) -> list[str]:
     return [key for key in card.fields if key in spec.keys and (card.fields[key].needs_review or key in earlier)]
 
 
-def _form_keys(card: CardDetail, registry: Registry) -> list[str]:
+def _form_keys(card: CardDetail, context: PageContext) -> list[str]:
     """Return the keys of the fields that get a text input: those its card type defines."""
-    spec = registry.card_types.get(card.card_type)
+    spec = context.registry.card_types.get(card.card_type)
     if spec is None:
         return []
     return [key for key in card.fields if key in spec.keys]
 
 
-def _loaded_card(store: Store, registry: Registry, card_id: int) -> CardDetail | None:
+def _loaded_card(context: PageContext, card_id: int) -> CardDetail | None:
     """Return the card the form is based on, loaded from the store when needed, or None when the card is gone.
 
     Streamlit drops the state of inputs that were not drawn in the last run
@@ -91,10 +131,10 @@ def _loaded_card(store: Store, registry: Registry, card_id: int) -> CardDetail |
     """
     loaded: CardDetail | None = st.session_state.get(LOADED_KEY)
     if loaded is not None and loaded.id == card_id:
-        if all(field_widget_key(key) in st.session_state for key in _form_keys(loaded, registry)):
+        if all(field_widget_key(key) in st.session_state for key in _form_keys(loaded, context)):
             return loaded
     try:
-        return _load_into_form(store.get_card(card_id))
+        return _load_into_form(context.store.get_card(card_id))
     except StoreError:
         return None
 
@@ -104,17 +144,31 @@ def _forget_loaded() -> None:
     st.session_state.pop(LOADED_KEY, None)
 
 
-def _go_to_next_card(store: Store, card: CardDetail) -> None:
-    """Open the oldest card of the same batch that still needs review, or the queue when none is left."""
+def _back() -> None:
+    """Leave the card for the page it was opened from, or the card list (used as a button callback)."""
+    target = st.session_state.pop(RETURN_KEY, None)
+    open_queue()
+    if target is not None:
+        st.session_state[GOTO_KEY] = target
+
+
+def _leave_card(context: PageContext, card: CardDetail) -> None:
+    """After approve or reject: go back to the page the card was opened from, else open the batch's next card."""
+    drop_hold(context, card.id)
+    target = st.session_state.pop(RETURN_KEY, None)
+    if target is not None:
+        open_queue()
+        go_to_page(target)
     remaining = [
         summary
-        for summary in store.list_cards(batch=card.batch, statuses=[CardStatus.NEEDS_REVIEW])
+        for summary in context.store.list_cards(batch=card.batch, statuses=[CardStatus.NEEDS_REVIEW])
         if summary.id != card.id
     ]
     if remaining:
         open_card(remaining[0].id)
     else:
         open_queue()
+    st.rerun()
 
 
 # Display helpers.
@@ -152,11 +206,41 @@ def _show_card_reasons(card: CardDetail) -> None:
     st.warning(f"**{tr('card_reasons')}**\n\n{items}")
 
 
-def _show_scan(card: CardDetail, scan: Image.Image | None) -> None:
+def _corrected_keys(context: PageContext, card: CardDetail) -> set[str]:
+    """Return the fields whose value a person typed or confirmed, from the audit log."""
+    return {
+        event.field_key
+        for event in context.store.audit_events(card.id)
+        if event.field_key and event.action in PERSON_ACTIONS and event.actor != PIPELINE_ACTOR
+    }
+
+
+def _legend() -> str:
+    parts = []
+    for state in FieldState:
+        red, green, blue = STATE_COLORS[state]
+        parts.append(
+            f"<span style='border:3px solid rgb({red},{green},{blue});padding:0 6px;margin-right:8px'>"
+            f"{html.escape(tr('state_' + state.value))}</span>"
+        )
+    return "".join(parts)
+
+
+def _show_scan(context: PageContext, card: CardDetail, spec: CardTypeSpec | None, scan: Image.Image | None) -> None:
+    """Show the scan with each field's box in its state's colour; a click on a box focuses the field's input."""
     if scan is None:
         st.warning(tr("scan_missing", path=card.straight_image))
         return
-    st.image(draw_field_boxes(scan, card.fields.values()), caption=tr("scan"), width="stretch")
+    corrected = _corrected_keys(context, card)
+    boxes = []
+    for key, result in card.fields.items():
+        if result.box is None:
+            continue
+        title = spec.field(key).label_zh if spec is not None and key in spec.keys else key
+        boxes.append(OverlayBox(field_widget_key(key), title, result.box, field_state(result, key in corrected)))
+    st.html(scan_overlay_html(scan, boxes), unsafe_allow_javascript=True)
+    st.caption(tr("scan_legend"))
+    st.markdown(_legend(), unsafe_allow_html=True)
 
 
 def _show_flagged_field(card: CardDetail, spec: FieldSpec, scan: Image.Image | None) -> None:
@@ -188,7 +272,6 @@ def _show_flagged_field(card: CardDetail, spec: FieldSpec, scan: Image.Image | N
                 unsafe_allow_html=True,
             )
         if result.needs_review and result.candidates:
-            # Candidates are only shown; the reviewer types or pastes the one that matches the scan.
             shown = "　".join(f"{number}) {html.escape(value)}" for number, value in enumerate(result.candidates, 1))
             input_column.markdown(
                 f"<span style='font-size:0.9em'>{html.escape(tr('candidates'))}：{shown}</span>",
@@ -198,33 +281,42 @@ def _show_flagged_field(card: CardDetail, spec: FieldSpec, scan: Image.Image | N
 
 
 def _show_other_fields(keys: list[str], spec: CardTypeSpec) -> None:
-    with st.expander(tr("other_fields", count=len(keys)), expanded=False):
-        columns = st.columns(2)
-        for index, key in enumerate(keys):
-            primary, secondary = _labels(spec.field(key))
-            columns[index % 2].text_input(f"{primary} · {secondary}", key=field_widget_key(key))
+    st.subheader(tr("other_fields", count=len(keys)))
+    columns = st.columns(2)
+    for index, key in enumerate(keys):
+        primary, secondary = _labels(spec.field(key))
+        columns[index % 2].text_input(f"{primary} · {secondary}", key=field_widget_key(key))
 
 
 # Actions.
 
 
-def _typed_values(card: CardDetail, registry: Registry) -> dict[str, str]:
-    return {key: st.session_state.get(field_widget_key(key), "") for key in _form_keys(card, registry)}
+def _typed_values(card: CardDetail, context: PageContext) -> dict[str, str]:
+    return {key: st.session_state.get(field_widget_key(key), "") for key in _form_keys(card, context)}
 
 
 def entries_to_send(card: CardDetail, typed: dict[str, str]) -> dict[str, str]:
-    """Return the fields to save: every changed field, and every flagged one (unchanged counts as confirmed)."""
-    flagged = set(card.flagged_keys)
+    """Return the fields to save: every changed field, and every flagged one (unchanged counts as confirmed).
+
+    A field marked illegible is sent only when its value was changed, so
+    saving does not clear the mark of a field nobody could read.
+    """
+    flagged = set(card.flagged_keys) - set(illegible_keys(card))
     return {key: value for key, value in typed.items() if key in flagged or value != card.fields[key].value}
 
 
-def _save(store: Store, registry: Registry, card: CardDetail, actor: str) -> int:
+def _save(context: PageContext, card: CardDetail) -> int:
     """Save the form's corrections on top of the loaded version and return the card's version afterwards."""
-    entries = entries_to_send(card, _typed_values(card, registry))
+    entries = entries_to_send(card, _typed_values(card, context))
     if not entries:
         return card.version
     return correct_fields(
-        store, card.id, entries, actor=actor, expected_version=card.version, registry=registry
+        context.store,
+        card.id,
+        entries,
+        actor=context.user.name,
+        expected_version=card.version,
+        registry=context.registry,
     )
 
 
@@ -235,12 +327,9 @@ def _show_action_error(card: CardDetail, action: str, exc: CardCaptureError) -> 
         st.button(tr("reload"), key="reload_card", on_click=_forget_loaded)
 
 
-def _handle_save(store: Store, registry: Registry, card: CardDetail) -> None:
-    actor = reviewer_or_warn()
-    if actor is None:
-        return
+def _handle_save(context: PageContext, card: CardDetail) -> None:
     try:
-        version = _save(store, registry, card, actor)
+        version = _save(context, card)
     except CardCaptureError as exc:
         _show_action_error(card, "save", exc)
         return
@@ -252,17 +341,16 @@ def _handle_save(store: Store, registry: Registry, card: CardDetail) -> None:
     st.rerun()
 
 
-def _handle_approve(store: Store, registry: Registry, card: CardDetail) -> None:
-    actor = reviewer_or_warn()
-    if actor is None:
-        return
+def _handle_approve(context: PageContext, card: CardDetail) -> None:
     try:
-        version = _save(store, registry, card, actor)
+        version = _save(context, card)
     except CardCaptureError as exc:
         _show_action_error(card, "save before approve", exc)
         return
     try:
-        approve_card(store, card.id, actor=actor, expected_version=version, registry=registry)
+        approve_card(
+            context.store, card.id, actor=context.user.name, expected_version=version, registry=context.registry
+        )
     except CardCaptureError as exc:
         if version == card.version:
             _show_action_error(card, "approve", exc)
@@ -274,46 +362,54 @@ def _handle_approve(store: Store, registry: Registry, card: CardDetail) -> None:
         _forget_loaded()
         st.rerun()
     push_flash("success", tr("approved", card_id=card.id))
-    _go_to_next_card(store, card)
-    st.rerun()
+    _leave_card(context, card)
 
 
-def _handle_reject(store: Store, card: CardDetail, kind: str, note: str) -> None:
-    actor = reviewer_or_warn()
-    if actor is None:
+def _handle_reject(context: PageContext, card: CardDetail, kind: str | None, note: str) -> None:
+    if kind is None:
+        st.error(tr("reject_kind_missing"))
+        return
+    if not note.strip():
+        st.error(tr("reject_note_missing"))
         return
     try:
-        reject_card(store, card.id, actor=actor, expected_version=card.version, kind=kind, note=note.strip())
+        reject_card(
+            context.store,
+            card.id,
+            actor=context.user.name,
+            expected_version=card.version,
+            kind=kind,
+            note=note.strip(),
+        )
     except CardCaptureError as exc:
         _show_action_error(card, "reject", exc)
         return
     push_flash("success", tr("rejected", card_id=card.id, reason=tr(REJECT_TEXT_IDS[kind])))
-    _go_to_next_card(store, card)
-    st.rerun()
+    _leave_card(context, card)
 
 
 # Page sections.
 
 
-def _render_reject(store: Store, card: CardDetail) -> None:
+def _render_reject(context: PageContext, card: CardDetail) -> None:
     st.subheader(tr("reject_heading"))
     with st.form(key=f"reject_form_{card.id}", border=True):
         kind = st.radio(
             tr("reject_kind"),
             options=list(REJECT_REASONS),
             format_func=lambda option: tr(REJECT_TEXT_IDS[option]),
-            key="reject_kind",
+            key=REJECT_KIND_KEY,
             horizontal=True,
+            index=None,
         )
-        note = st.text_input(tr("reject_note"), key="reject_note")
+        note = st.text_input(tr("reject_note"), key=REJECT_NOTE_KEY, placeholder=tr("reject_note_help"))
         submitted = st.form_submit_button(tr("reject"), key="reject")
     if submitted:
-        _handle_reject(store, card, kind, note)
+        _handle_reject(context, card, kind, note)
 
 
-def _render_editor(
-    store: Store, registry: Registry, card: CardDetail, spec: CardTypeSpec, scan: Image.Image | None
-) -> None:
+def _render_editor(context: PageContext, card: CardDetail, spec: CardTypeSpec, scan: Image.Image | None) -> list[str]:
+    """Show the form of all fields with save and approve; return the input keys that Alt+N and Alt+P visit."""
     to_check = _review_keys(card, spec)
     others = [key for key in card.fields if key not in to_check and key in spec.keys]
     flagged_count = sum(1 for key in to_check if card.fields[key].needs_review)
@@ -333,21 +429,48 @@ def _render_editor(
         approve = approve_column.form_submit_button(tr("approve"), key="approve", type="primary", width="stretch")
 
     if save:
-        _handle_save(store, registry, card)
+        _handle_save(context, card)
     elif approve:
-        _handle_approve(store, registry, card)
+        _handle_approve(context, card)
+    return [field_widget_key(key) for key in to_check]
 
 
-def render_card(store: Store, registry: Registry, card_id: int) -> None:
-    """Show card ``card_id`` for review; return to the queue when it no longer exists."""
-    st.button(tr("back_to_queue"), key="back_to_queue", on_click=open_queue)
-    card = _loaded_card(store, registry, card_id)
+def _release_clicked(context: PageContext, card_id: int) -> None:
+    if release_hold(context.store, card_id, released_by=context.user.name):
+        push_flash("info", tr("hold_released", card_id=card_id))
+
+
+def _render_held(context: PageContext, card: CardDetail, held: CardHeldError, scan: Image.Image | None) -> None:
+    """Show a card someone else holds: who holds it, the scan and the values, read-only."""
+    spec = context.registry.card_types.get(card.card_type)
+    # The form is gone, but its buttons' state still says whether this run was a save, approve or reject.
+    if any(st.session_state.get(button) for button in ("save", "approve", "reject")):
+        log.warning("card %s: action refused, held by another reviewer", card.id)
+        st.error(held.message(lang()))
+    st.warning(tr("held_by", name=held.hold.holder))
+    if role_allows(context.user.role, Role.SUPERVISOR):
+        st.button(
+            tr("release_hold"), key="release_hold", on_click=_release_clicked, args=(context, card.id)
+        )
+    scan_column, values_column = st.columns([1, 1], gap="large")
+    with scan_column:
+        _show_scan(context, card, spec, scan)
+    with values_column:
+        for key, result in card.fields.items():
+            label = _labels(spec.field(key))[0] if spec is not None and key in spec.keys else key
+            st.text_input(label, value=result.value, disabled=True, key=f"held_{key}")
+
+
+def render_card(context: PageContext, card_id: int) -> None:
+    """Show card ``card_id`` for review; return to the list when it no longer exists."""
+    st.button(tr("back"), key="back_to_queue", on_click=_back)
+    card = _loaded_card(context, card_id)
     if card is None:
         push_flash("warning", tr("card_not_found", card_id=card_id))
         open_queue()
         st.rerun()
 
-    spec = registry.card_types.get(card.card_type)
+    spec = context.registry.card_types.get(card.card_type)
     _show_card_header(card, spec)
     show_flash()
     _show_card_reasons(card)
@@ -355,19 +478,36 @@ def render_card(store: Store, registry: Registry, card_id: int) -> None:
     scan = load_scan(card.straight_image)
     if card.status not in EDITABLE_STATUSES:
         st.info(tr("not_reviewable", status=status_label(card.status, lang())))
-        _show_scan(card, scan)
+        _show_scan(context, card, spec, scan)
         return
 
+    held = hold_card(context, card.id)
+    if held is not None:
+        _render_held(context, card, held, scan)
+        return
+
+    st.caption(tr("card_keys"))
     if spec is None:
         st.error(tr("unknown_type", card_type=card.card_type))
         st.text_area(tr("full_text"), value=card.full_text, height=240, disabled=True, key="full_text")
-        _show_scan(card, scan)
-        _render_reject(store, card)
+        _show_scan(context, card, spec, scan)
+        _render_reject(context, card)
+        keyboard_bridge({"KeyQ": Shortcut(click="back_to_queue")})
         return
 
     scan_column, form_column = st.columns([1, 1], gap="large")
     with scan_column:
-        _show_scan(card, scan)
+        _show_scan(context, card, spec, scan)
     with form_column:
-        _render_editor(store, registry, card, spec, scan)
-        _render_reject(store, card)
+        attention = _render_editor(context, card, spec, scan)
+        _render_reject(context, card)
+    # Without flagged fields, Alt+N and Alt+P walk through every field.
+    jump_keys = attention or [field_widget_key(key) for key in _form_keys(card, context)]
+    keyboard_bridge(
+        {
+            "KeyA": Shortcut(click="approve"),
+            "KeyN": Shortcut(cycle=jump_keys),
+            "KeyP": Shortcut(cycle=jump_keys, step=-1),
+            "KeyQ": Shortcut(click="back_to_queue"),
+        }
+    )

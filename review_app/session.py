@@ -1,7 +1,8 @@
-"""Per-browser-session state of the review app: language, reviewer, open card, messages.
+"""Per-browser-session state of the review app: language, open card, messages, and the page context.
 
 Everything lives in ``st.session_state`` under the keys below, so tests can
 read and set it. The store is shared by all sessions of one server process.
+The signed-in user is kept by :mod:`review_app.auth`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from ocr.accounts import Account
 from ocr.errors import TemplateError
 from ocr.registry import Registry, load_registry
 from ocr.store import Store, default_data_dir, default_db_url
@@ -19,6 +21,7 @@ from review_app.texts import text
 
 __all__ = [
     "Flash",
+    "PageContext",
     "current_card_id",
     "get_registry",
     "get_store",
@@ -27,8 +30,6 @@ __all__ = [
     "open_queue",
     "pop_flash",
     "push_flash",
-    "reviewer",
-    "reviewer_or_warn",
     "show_flash",
     "template_dirs",
     "tr",
@@ -37,7 +38,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LANG_KEY = "lang"
-REVIEWER_KEY = "reviewer"
 CARD_KEY = "card_id"
 FLASH_KEY = "flash"
 # The card as it was when its fields were put into the form (a CardDetail):
@@ -100,11 +100,6 @@ def tr(text_id: str, **values: object) -> str:
     return text(text_id, lang(), **values)
 
 
-def reviewer() -> str:
-    """Return the reviewer name typed in the sidebar, stripped, or "" when none was typed."""
-    return (st.session_state.get(REVIEWER_KEY) or "").strip()
-
-
 def current_card_id() -> int | None:
     return st.session_state.get(CARD_KEY)
 
@@ -121,6 +116,18 @@ def open_queue() -> None:
     st.session_state[CARD_KEY] = None
     st.session_state.pop(LOADED_KEY, None)
     st.session_state.pop(OPENED_FLAGS_KEY, None)
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """What every page function gets: the store, the card types and templates, and the signed-in user.
+
+    ``user.name`` is the actor to record for every change the page makes.
+    """
+
+    store: Store
+    registry: Registry
+    user: Account
 
 
 @dataclass(frozen=True)
@@ -145,13 +152,3 @@ def show_flash() -> None:
     """Show and forget the kept messages."""
     for flash in pop_flash():
         getattr(st, flash.kind)(flash.message)
-
-
-def reviewer_or_warn() -> str | None:
-    """Return the reviewer name, or show that one is required and return None."""
-    name = reviewer()
-    if not name:
-        st.error(tr("reviewer_missing"))
-        return None
-    return name
-

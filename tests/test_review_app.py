@@ -1,12 +1,16 @@
-"""Review app driven through Streamlit's AppTest against a real SQLite store and real scan images.
+"""Review app driven through Streamlit's AppTest against a real store and real scan images.
 
 The cards are built here (a drawn card image plus an Extraction), so no OCR
-engine runs. ``make_review_store`` is also used by the browser test.
+engine runs. Each test signs in through the sign-in form with an account
+stored with its Argon2 hash. ``make_review_store`` is also used by the
+browser test. The tests of holds run two AppTest sessions, one per reviewer,
+on one store, on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +19,10 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from models.card import CardStatus, Extraction, FieldResult
+from ocr.accounts import Role, SignInThrottle, add_user, authenticate, get_user, set_active
+from ocr.holds import active_holds, release_hold, take_hold
 from ocr.registry import load_registry
-from ocr.review import correct_fields
+from ocr.review import ILLEGIBLE_CODE, correct_fields
 from ocr.store import Store
 from ocr.validate import validate_card
 
@@ -155,10 +161,10 @@ def _flagged_extraction(source: str, seed: int) -> tuple[Extraction, bytes]:
     return extraction, _png(image)
 
 
-def make_review_store(folder: Path, cards: int = 1, batch: str = "2025-05-01") -> ReviewStore:
-    """Create a SQLite store in ``folder`` holding ``cards`` flagged foreign_guest cards in ``batch``."""
+def make_review_store(folder: Path, cards: int = 1, batch: str = "2025-05-01", db_url: str | None = None) -> ReviewStore:
+    """Create a store in ``folder`` (SQLite unless ``db_url`` names another) holding ``cards`` flagged cards in ``batch``."""
     data_dir = folder / "data"
-    db_url = f"sqlite:///{(folder / 'cards.db').as_posix()}"
+    db_url = db_url or f"sqlite:///{(folder / 'cards.db').as_posix()}"
     store = Store(url=db_url, data_dir=data_dir)
     card_ids = []
     for index in range(cards):
@@ -196,30 +202,92 @@ def add_unknown_card(review: ReviewStore, batch: str = "2025-05-01") -> int:
 
 # AppTest helpers.
 
+PASSWORD = "kaishi-2025"
+REVIEWER = "王芳"
+OTHER_REVIEWER = "李雷"
+SUPERVISOR = "赵主管"
+ADMIN = "孙管理"
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle() -> None:
+    """Give each test its own sign-in throttle: the app keeps one per server process, and tests share the process."""
+    from review_app.auth import get_throttle
+
+    get_throttle.clear()
+
+
+def _add_accounts(store: Store) -> None:
+    add_user(store, REVIEWER, Role.REVIEWER, PASSWORD)
+    add_user(store, OTHER_REVIEWER, Role.REVIEWER, PASSWORD)
+    add_user(store, SUPERVISOR, Role.SUPERVISOR, PASSWORD)
+    add_user(store, ADMIN, Role.ADMIN, PASSWORD)
+
+
+def _point_app_at(monkeypatch: pytest.MonkeyPatch, review: ReviewStore) -> None:
+    monkeypatch.setenv("HUKA_DB_URL", review.db_url)
+    monkeypatch.setenv("HUKA_DATA_DIR", str(review.data_dir))
+
 
 @pytest.fixture
 def review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ReviewStore:
-    """Two flagged cards in one batch, with the app pointed at their store."""
+    """Two flagged cards in one batch, the four accounts, and the app pointed at their store."""
     created = make_review_store(tmp_path, cards=2)
-    monkeypatch.setenv("HUKA_DB_URL", created.db_url)
-    monkeypatch.setenv("HUKA_DATA_DIR", str(created.data_dir))
+    _add_accounts(created.store)
+    _point_app_at(monkeypatch, created)
     return created
 
 
-def _start_app(reviewer: str | None = "王芳"):
+@pytest.fixture
+def shared_review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_url: str) -> ReviewStore:
+    """Like ``review``, on SQLite and on PostgreSQL in turn, for the tests of two reviewers at once."""
+    created = make_review_store(tmp_path, cards=2, db_url=store_url)
+    _add_accounts(created.store)
+    _point_app_at(monkeypatch, created)
+    return created
+
+
+def _new_app():
     from streamlit.testing.v1 import AppTest
 
-    app = AppTest.from_file(str(APP_FILE), default_timeout=APP_TIMEOUT_S)
-    if reviewer is not None:
-        app.session_state["reviewer"] = reviewer
-    app.run()
+    return AppTest.from_file(str(APP_FILE), default_timeout=APP_TIMEOUT_S)
+
+
+def _sign_in(app, name: str, password: str = PASSWORD):
+    app.text_input(key="sign_in_name").input(name)
+    app.text_input(key="sign_in_password").input(password)
+    app.button(key="sign_in").click().run()
     assert not app.exception, app.exception
     return app
 
 
+def _start_app(user: str = REVIEWER, page: str | None = None):
+    """Start a session, sign ``user`` in, and show ``page`` (the field queue when None)."""
+    app = _new_app().run()
+    assert not app.exception, app.exception
+    _sign_in(app, user)
+    assert app.session_state["user"].name == user
+    if page is not None:
+        _go(app, page)
+    return app
+
+
+def _go(app, page: str) -> None:
+    app.session_state["goto_page"] = page
+    app.run()
+    assert not app.exception, app.exception
+
+
 def _open_card(app, card_id: int) -> None:
+    _go(app, "cards")
     app.button(key=f"open_{card_id}").click().run()
     assert not app.exception, app.exception
+
+
+def _start_on_card(card_id: int, user: str = REVIEWER):
+    app = _start_app(user)
+    _open_card(app, card_id)
+    return app
 
 
 def _texts(elements) -> str:
@@ -232,36 +300,322 @@ def _page_text(app) -> str:
     return "\n".join(_texts(part) for part in parts)
 
 
+def _html(app) -> str:
+    """Return the bodies of the st.html elements: the keyboard script and the scan with its boxes."""
+    return "\n".join(element.proto.body for element in app.get("html"))
+
+
 def _field_value(store: Store, card_id: int, key: str) -> str:
     return store.get_card(card_id).fields[key].value
 
 
-# Tests.
+def _person_events(store: Store, card_id: int, actor: str) -> list:
+    return [event for event in store.audit_events(card_id) if event.actor == actor]
+
+
+# Sign-in, sessions and roles.
+
+
+def test_sign_in_page_first(review: ReviewStore) -> None:
+    app = _new_app().run()
+    assert not app.exception, app.exception
+    assert app.title[0].value == "户卡审核"
+    assert app.button(key="sign_in").label == "登录"
+    keys = {button.key for button in app.button}
+    assert f"open_{review.card_ids[0]}" not in keys
+    assert "sign_out" not in keys
+    # Accounts exist, so no first-admin hint.
+    assert "python -m ocr user add" not in _page_text(app)
+
+
+def test_sign_in_hint_without_accounts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    created = make_review_store(tmp_path, cards=1)
+    _point_app_at(monkeypatch, created)
+    app = _new_app().run()
+    assert "python -m ocr user add 姓名 --role admin" in _texts(app.info)
+
+
+def test_sign_in_records_user(review: ReviewStore) -> None:
+    app = _start_app(REVIEWER)
+    assert "已登录：**王芳**（审核员）" in _texts(app.sidebar.markdown)
+    assert app.header[0].value == "字段队列"
+    account = get_user(review.store, REVIEWER)
+    assert account.last_sign_in_at is not None
+
+
+def test_wrong_name_or_password_same_message(review: ReviewStore) -> None:
+    app = _new_app().run()
+    _sign_in(app, REVIEWER, "wrong-password")
+    wrong_password = _texts(app.error)
+    _sign_in(app, "没有此人", PASSWORD)
+    wrong_name = _texts(app.error)
+    assert wrong_password == "用户名或密码不正确。"
+    assert wrong_name == wrong_password
+    assert "user" not in app.session_state
+    # The password input is emptied after each try.
+    assert app.text_input(key="sign_in_password").value == ""
+
+
+def test_disabled_account_cannot_sign_in(review: ReviewStore) -> None:
+    set_active(review.store, OTHER_REVIEWER, False)
+    app = _new_app().run()
+    _sign_in(app, OTHER_REVIEWER)
+    assert _texts(app.error) == "用户名或密码不正确。"
+    assert "user" not in app.session_state
+
+
+def test_repeated_failures_lock_sign_in(review: ReviewStore) -> None:
+    app = _new_app().run()
+    for _ in range(SignInThrottle().max_failures):
+        _sign_in(app, OTHER_REVIEWER, "wrong-password")
+        assert _texts(app.error) == "用户名或密码不正确。"
+    # The next try waits until the lock ends, even with the right password.
+    _sign_in(app, OTHER_REVIEWER, PASSWORD)
+    assert "登录失败次数过多，请 5 分钟后再试" in _texts(app.error)
+    assert "user" not in app.session_state
+
+
+def test_idle_session_signs_out(review: ReviewStore) -> None:
+    app = _start_on_card(review.card_ids[0])
+    assert active_holds(review.store)[review.card_ids[0]].holder == REVIEWER
+    # The last activity lies beyond the 30-minute default timeout.
+    app.session_state["last_active"] = time.monotonic() - 31 * 60
+    app.run()
+    assert "user" not in app.session_state
+    assert "您已 30 分钟未操作，已自动退出" in _texts(app.warning)
+    assert app.button(key="sign_in").label == "登录"
+    assert active_holds(review.store) == {}
+
+
+def test_session_timeout_from_environment(review: ReviewStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUKA_SESSION_TIMEOUT_MIN", "5")
+    app = _start_app()
+    app.session_state["last_active"] = time.monotonic() - 4 * 60
+    app.run()
+    assert app.session_state["user"].name == REVIEWER
+    app.session_state["last_active"] = time.monotonic() - 6 * 60
+    app.run()
+    assert "user" not in app.session_state
+    assert "您已 5 分钟未操作" in _texts(app.warning)
+
+
+def test_disabled_user_signed_out_at_next_run(review: ReviewStore) -> None:
+    app = _start_app(OTHER_REVIEWER)
+    set_active(review.store, OTHER_REVIEWER, False)
+    app.run()
+    assert "user" not in app.session_state
+    assert "您的账户已停用" in _texts(app.warning)
+
+
+def test_sign_out_button(review: ReviewStore) -> None:
+    app = _start_app()
+    app.sidebar.button(key="sign_out").click().run()
+    assert "user" not in app.session_state
+    assert app.button(key="sign_in").label == "登录"
+
+
+def test_reviewer_cannot_open_users_page(review: ReviewStore) -> None:
+    app = _start_app(REVIEWER, page="users")
+    assert app.header[0].value == "字段队列"
+    assert "add_user" not in {button.key for button in app.button}
+
+
+# Field queue.
+
+
+def test_field_queue_worst_first(review: ReviewStore) -> None:
+    first, second = review.card_ids
+    app = _start_app()
+    # Both invalid dates (a failed rule) come before the low-confidence numbers.
+    assert app.text_input(key=f"answer_{first}_date_of_birth_1").value == SUGGESTED_DATE_OF_BIRTH
+    text = _page_text(app)
+    assert "还有 4 个待核字段，分布在 2 张卡片中" in text
+    assert "出生日期不是有效日期" in text
+    assert "识别置信度 0.97" in text
+    assert f"#{second} · 出生日期" in text
+    assert f"#{first} · 证件号码" in text
+    assert active_holds(review.store)[first].holder == REVIEWER
+
+
+def test_field_queue_shows_crop_and_keys(review: ReviewStore) -> None:
+    app = _start_app()
+    assert len(app.get("image")) == 1
+    keys_help = _texts(app.info)
+    for key in ("Enter", "Alt+1", "Alt+X", "Alt+O"):
+        assert key in keys_help
+    assert app.button(key="accept").label == "接受（Enter）"
+    assert app.button(key="illegible").label == "无法辨认，退回前台（Alt+X）"
+    script = _html(app)
+    assert '"focus": "answer_1_date_of_birth_1"' in script
+    assert '"KeyX": {"click": "illegible"' in script
+
+
+def test_field_queue_typed_value_saved(review: ReviewStore) -> None:
+    first, second = review.card_ids
+    app = _start_app()
+    app.text_input(key=f"answer_{first}_date_of_birth_1").input(CLEAN_VALUES["date_of_birth"])
+    app.button(key="accept").click().run()
+    assert not app.exception, app.exception
+
+    assert _field_value(review.store, first, "date_of_birth") == CLEAN_VALUES["date_of_birth"]
+    events = _person_events(review.store, first, REVIEWER)
+    assert [(e.action, e.field_key) for e in events] == [("correct", "date_of_birth")]
+    assert events[0].old_value == SUGGESTED_DATE_OF_BIRTH
+    # The next worst field is the other card's invalid date, with the focus in its input.
+    assert f"answer_{second}_date_of_birth_1" in {element.key for element in app.text_input}
+    assert f'"focus": "answer_{second}_date_of_birth_1"' in _html(app)
+    assert "上一项：卡片 #1 出生日期 → 1985-03-12" in _page_text(app)
+
+
+def test_field_queue_rejects_invalid_accept(review: ReviewStore) -> None:
+    first = review.card_ids[0]
+    app = _start_app()
+    app.button(key="accept").click().run()
+    assert "此值仍未通过校验：出生日期不是有效日期" in _texts(app.error)
+    assert review.store.get_card(first).version == 1
+    assert app.text_input(key=f"answer_{first}_date_of_birth_1").value == SUGGESTED_DATE_OF_BIRTH
+
+
+def _answer_both_dates(app, review: ReviewStore) -> None:
+    for card_id in review.card_ids:
+        app.text_input(key=f"answer_{card_id}_date_of_birth_1").input(CLEAN_VALUES["date_of_birth"])
+        app.button(key="accept").click().run()
+        assert not app.exception, app.exception
+
+
+def test_field_queue_enter_confirms_suggestion(review: ReviewStore) -> None:
+    first = review.card_ids[0]
+    app = _start_app()
+    _answer_both_dates(app, review)
+    # Card 1's number is flagged for low confidence only; accepting keeps the suggestion as confirmed.
+    assert app.text_input(key=f"answer_{first}_document_number_2").value == SUGGESTED_DOCUMENT_NUMBER
+    app.button(key="accept").click().run()
+    card = review.store.get_card(first)
+    assert card.fields["document_number"].value == SUGGESTED_DOCUMENT_NUMBER
+    assert not card.fields["document_number"].needs_review
+    assert [e.action for e in _person_events(review.store, first, REVIEWER) if e.field_key == "document_number"] == [
+        "confirm"
+    ]
+
+
+def test_field_queue_candidate_then_card_view(review: ReviewStore) -> None:
+    first, second = review.card_ids
+    app = _start_app()
+    _answer_both_dates(app, review)
+    assert app.button(key="pick_1").label == "1) 561234987（Alt+1）"
+    app.button(key="pick_1").click().run()
+    assert not app.exception, app.exception
+
+    assert _field_value(review.store, first, "document_number") == "561234987"
+    # The card has no flagged field left, so its card view opens for the approval.
+    assert app.session_state["card_id"] == first
+    assert app.header[0].value == f"卡片 {first}"
+    assert "请核对整张记录，无误后按 Alt+A 审核通过" in _texts(app.info)
+    assert '"KeyA": {"click": "approve"' in _html(app)
+
+    app.button(key="approve").click().run()
+    assert not app.exception, app.exception
+    card = review.store.get_card(first)
+    assert card.status == CardStatus.APPROVED
+    assert [e.actor for e in card_events(review.store, first, "status")][-1] == REVIEWER
+    # Back in the field queue, on the other card.
+    assert app.header[0].value == "字段队列"
+    assert f"answer_{second}_document_number_2" in {element.key for element in app.text_input}
+    assert first not in active_holds(review.store)
+
+
+def card_events(store: Store, card_id: int, action: str) -> list:
+    return [event for event in store.audit_events(card_id) if event.action == action]
+
+
+def test_field_queue_illegible_lists_card(review: ReviewStore) -> None:
+    first = review.card_ids[0]
+    app = _start_app()
+    app.button(key="illegible").click().run()
+    assert not app.exception, app.exception
+
+    card = review.store.get_card(first)
+    assert card.fields["date_of_birth"].reason_codes[0] == ILLEGIBLE_CODE
+    assert card.fields["date_of_birth"].value == SUGGESTED_DATE_OF_BIRTH
+    marks = card_events(review.store, first, "illegible")
+    assert [(e.actor, e.field_key) for e in marks] == [(REVIEWER, "date_of_birth")]
+    assert "上一项：卡片 #1 出生日期 → 已标记为无法辨认" in _page_text(app)
+
+    # The card's remaining field is still in the queue; after it, the card waits for the front desk.
+    app.text_input(key=f"answer_{review.card_ids[1]}_date_of_birth_1").input(CLEAN_VALUES["date_of_birth"])
+    app.button(key="accept").click().run()
+    app.button(key="pick_1").click().run()
+    assert not app.exception, app.exception
+    text = _page_text(app)
+    assert "卡片 1 有无法辨认的字段，已列入下方的退回前台清单" in text
+    assert "待退回前台（1 张）" in text
+    assert "卡片 #1 · card_001.png · 无法辨认：出生日期" in text
+
+    # The card view offers the front-desk return with the field named, and approval is refused.
+    app.button(key=f"front_desk_{first}").click().run()
+    assert app.radio(key="reject_kind").value == "front_desk"
+    assert app.text_input(key="reject_note").value == "以下字段无法辨认，请前台核实补填：date_of_birth"
+    app.button(key="approve").click().run()
+    assert "以下字段已标记为无法辨认，不能通过：出生日期" in _texts(app.error)
+    assert review.store.get_card(first).status == CardStatus.NEEDS_REVIEW
+
+    app.button(key="reject").click().run()
+    assert not app.exception, app.exception
+    assert review.store.get_card(first).status == CardStatus.REJECTED
+    assert [e.new_value for e in card_events(review.store, first, "note")] == [
+        "退回前台补填：以下字段无法辨认，请前台核实补填：date_of_birth"
+    ]
+
+
+def test_field_queue_skips_card_held_by_other(review: ReviewStore) -> None:
+    first, second = review.card_ids
+    take_hold(review.store, first, OTHER_REVIEWER)
+    app = _start_app()
+    assert f"answer_{second}_date_of_birth_1" in {element.key for element in app.text_input}
+    assert "另有 2 个字段所在的卡片正由他人审核，已跳过" in _page_text(app)
+    assert active_holds(review.store)[first].holder == OTHER_REVIEWER
+
+
+def test_field_queue_empty_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    created = make_review_store(tmp_path, cards=1)
+    _add_accounts(created.store)
+    _point_app_at(monkeypatch, created)
+    created.store.set_status(created.card_ids[0], CardStatus.APPROVED, actor="test", expected_version=1)
+    app = _start_app()
+    assert "批次 2025-05-01 中没有待核字段了" in _texts(app.success)
+
+
+# Card list and card view.
 
 
 def test_queue_lists_flagged_cards(review: ReviewStore) -> None:
-    app = _start_app()
+    app = _start_app(page="cards")
     text = _page_text(app)
-    assert "待审核队列" in text
+    assert "待审核卡片" in text
     assert "2 个字段待核" in text
     first, second = review.card_ids
     assert app.button(key=f"open_{first}").label == "打开"
     assert app.button(key=f"open_{second}").label == "打开"
-    assert app.selectbox(key="batch").value == "2025-05-01"
+    assert app.selectbox(key="cards_batch").value == "2025-05-01"
 
 
 def test_queue_leaves_out_reviewed_cards(review: ReviewStore) -> None:
     first, second = review.card_ids
     review.store.set_status(first, CardStatus.APPROVED, actor="test", expected_version=1)
-    app = _start_app()
+    app = _start_app(page="cards")
     keys = {button.key for button in app.button}
     assert f"open_{first}" not in keys
     assert f"open_{second}" in keys
 
 
+def test_queue_shows_holder(review: ReviewStore) -> None:
+    take_hold(review.store, review.card_ids[1], OTHER_REVIEWER)
+    app = _start_app(page="cards")
+    assert "李雷 审核中" in _texts(app.markdown)
+
+
 def test_card_page_shows_reasons_and_suggestions(review: ReviewStore) -> None:
-    app = _start_app()
-    _open_card(app, review.card_ids[0])
+    app = _start_on_card(review.card_ids[0])
     text = _page_text(app)
     assert LOW_CONFIDENCE_REASON in text
     assert "出生日期不是有效日期" in text
@@ -269,17 +623,35 @@ def test_card_page_shows_reasons_and_suggestions(review: ReviewStore) -> None:
     assert "Document No." in text
     assert app.text_input(key="field_document_number").value == SUGGESTED_DOCUMENT_NUMBER
     assert app.text_input(key="field_date_of_birth").value == SUGGESTED_DATE_OF_BIRTH
-    # A field that passed is editable too, in the collapsed section.
+    # Every field of the record is editable.
     assert app.text_input(key="field_surname").value == "SMITH"
+    assert app.text_input(key="field_room_number").value == "1208"
     assert app.button(key="save").label == "保存修改"
     assert app.button(key="approve").label == "审核通过"
     assert app.button(key="reject").label == "退回"
+    assert "Alt+A 审核通过" in text
+
+
+def test_card_page_boxes_coloured_by_state(review: ReviewStore) -> None:
+    card_id = review.card_ids[0]
+    app = _start_on_card(card_id)
+    scan = _html(app)
+    assert 'data-field="field_document_number" data-state="flagged"' in scan
+    assert 'data-field="field_surname" data-state="ok"' in scan
+    assert "data:image/jpeg;base64," in scan
+
+    app.text_input(key="field_document_number").input("561234987")
+    app.button(key="save").click().run()
+    scan = _html(app)
+    assert 'data-field="field_document_number" data-state="corrected"' in scan
+    assert 'data-field="field_date_of_birth" data-state="flagged"' in scan
+    # Alt+N and Alt+P walk through the fields that were flagged when the card was opened.
+    assert '"KeyN": {"click": null, "cycle": ["field_date_of_birth", "field_document_number"], "step": 1}' in scan
 
 
 def test_save_writes_correction_and_audit(review: ReviewStore) -> None:
     card_id = review.card_ids[0]
-    app = _start_app(reviewer="王芳")
-    _open_card(app, card_id)
+    app = _start_on_card(card_id)
     app.text_input(key="field_document_number").input("561234987")
     app.button(key="save").click().run()
     assert not app.exception, app.exception
@@ -290,13 +662,9 @@ def test_save_writes_correction_and_audit(review: ReviewStore) -> None:
     # Left unchanged, the invalid date stays flagged after being confirmed.
     assert card.fields["date_of_birth"].needs_review
     assert card.status == CardStatus.NEEDS_REVIEW
-    corrections = [
-        event
-        for event in review.store.audit_events(card_id)
-        if event.action == "correct" and event.field_key == "document_number"
-    ]
+    corrections = [e for e in card_events(review.store, card_id, "correct") if e.field_key == "document_number"]
     assert len(corrections) == 1
-    assert corrections[0].actor == "王芳"
+    assert corrections[0].actor == REVIEWER
     assert corrections[0].old_value == SUGGESTED_DOCUMENT_NUMBER
     assert corrections[0].new_value == "561234987"
     assert "已保存卡片" in _page_text(app)
@@ -307,8 +675,7 @@ def test_save_writes_correction_and_audit(review: ReviewStore) -> None:
 
 
 def test_card_page_shows_candidates(review: ReviewStore) -> None:
-    app = _start_app()
-    _open_card(app, review.card_ids[0])
+    app = _start_on_card(review.card_ids[0])
     assert "候选值：1) 561234987" in _page_text(app)
     # A candidate is only shown: the field keeps the suggested value until the reviewer types.
     assert app.text_input(key="field_document_number").value == SUGGESTED_DOCUMENT_NUMBER
@@ -316,12 +683,11 @@ def test_card_page_shows_candidates(review: ReviewStore) -> None:
 
 def test_save_sends_only_changed_and_flagged(review: ReviewStore) -> None:
     card_id = review.card_ids[0]
-    app = _start_app()
-    _open_card(app, card_id)
+    app = _start_on_card(card_id)
     app.text_input(key="field_room_number").input("1209")
     app.button(key="save").click().run()
 
-    events = [e for e in review.store.audit_events(card_id) if e.actor == "王芳"]
+    events = _person_events(review.store, card_id, REVIEWER)
     touched = {e.field_key for e in events}
     assert touched == {"room_number", "document_number"}
     assert _field_value(review.store, card_id, "room_number") == "1209"
@@ -329,23 +695,9 @@ def test_save_sends_only_changed_and_flagged(review: ReviewStore) -> None:
     assert [e.action for e in events if e.field_key == "document_number"] == ["confirm"]
 
 
-def test_save_requires_reviewer_name(review: ReviewStore) -> None:
-    card_id = review.card_ids[0]
-    app = _start_app(reviewer=None)
-    assert "请先在左侧栏填写审核人姓名" in _texts(app.sidebar.warning)
-    _open_card(app, card_id)
-    app.text_input(key="field_document_number").input("561234987")
-    app.button(key="save").click().run()
-
-    assert "请先在左侧栏填写审核人姓名" in _texts(app.error)
-    assert _field_value(review.store, card_id, "document_number") == SUGGESTED_DOCUMENT_NUMBER
-    assert review.store.get_card(card_id).version == 1
-
-
 def test_approve_after_corrections_opens_next_card(review: ReviewStore) -> None:
     first, second = review.card_ids
-    app = _start_app()
-    _open_card(app, first)
+    app = _start_on_card(first)
     app.text_input(key="field_document_number").input("561234987")
     app.text_input(key="field_date_of_birth").input("1985-03-12")
     app.button(key="approve").click().run()
@@ -354,35 +706,36 @@ def test_approve_after_corrections_opens_next_card(review: ReviewStore) -> None:
     card = review.store.get_card(first)
     assert card.status == CardStatus.APPROVED
     assert card.fields["date_of_birth"].value == "1985-03-12"
-    status_events = [e for e in review.store.audit_events(first) if e.action == "status"]
+    status_events = card_events(review.store, first, "status")
     assert status_events[-1].new_value == CardStatus.APPROVED
-    assert status_events[-1].actor == "王芳"
+    assert status_events[-1].actor == REVIEWER
 
     assert app.session_state["card_id"] == second
     assert "卡片 1 已审核通过" in _page_text(app)
     # The next card's form contains its own suggestions, not the values typed on the first card.
     assert app.text_input(key="field_date_of_birth").value == SUGGESTED_DATE_OF_BIRTH
+    holds = active_holds(review.store)
+    assert first not in holds
+    assert holds[second].holder == REVIEWER
 
 
 def test_approve_last_card_returns_to_queue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    review = make_review_store(tmp_path, cards=1)
-    monkeypatch.setenv("HUKA_DB_URL", review.db_url)
-    monkeypatch.setenv("HUKA_DATA_DIR", str(review.data_dir))
-    app = _start_app()
-    _open_card(app, review.card_ids[0])
+    created = make_review_store(tmp_path, cards=1)
+    _add_accounts(created.store)
+    _point_app_at(monkeypatch, created)
+    app = _start_on_card(created.card_ids[0])
     app.text_input(key="field_document_number").input("561234987")
     app.text_input(key="field_date_of_birth").input("1985-03-12")
     app.button(key="approve").click().run()
 
-    assert review.store.get_card(review.card_ids[0]).status == CardStatus.APPROVED
+    assert created.store.get_card(created.card_ids[0]).status == CardStatus.APPROVED
     assert app.session_state["card_id"] is None
     assert "批次 2025-05-01 中没有待审核的卡片" in _page_text(app)
 
 
 def test_approve_blocked_by_failing_rule(review: ReviewStore) -> None:
     card_id = review.card_ids[0]
-    app = _start_app()
-    _open_card(app, card_id)
+    app = _start_on_card(card_id)
     app.text_input(key="field_document_number").input("561234987")
     app.button(key="approve").click().run()
     assert not app.exception, app.exception
@@ -398,11 +751,10 @@ def test_approve_blocked_by_failing_rule(review: ReviewStore) -> None:
 
 def test_stale_save_shows_conflict(review: ReviewStore) -> None:
     card_id = review.card_ids[0]
-    app = _start_app()
-    _open_card(app, card_id)
+    app = _start_on_card(card_id)
 
-    # Someone else saves the card after this reviewer opened it.
-    correct_fields(review.store, card_id, {"document_number": "561234988"}, actor="李雷", expected_version=1)
+    # The same reviewer saves the card from another window after this one loaded it.
+    correct_fields(review.store, card_id, {"document_number": "561234988"}, actor=REVIEWER, expected_version=1)
 
     app.text_input(key="field_document_number").input("561234987")
     app.button(key="save").click().run()
@@ -410,7 +762,6 @@ def test_stale_save_shows_conflict(review: ReviewStore) -> None:
 
     assert "已被他人修改" in _texts(app.error)
     assert _field_value(review.store, card_id, "document_number") == "561234988"
-    assert not [e for e in review.store.audit_events(card_id) if e.actor == "王芳"]
     # The reviewer's typing is still on screen to compare with the reloaded card.
     assert app.text_input(key="field_document_number").value == "561234987"
 
@@ -420,9 +771,8 @@ def test_stale_save_shows_conflict(review: ReviewStore) -> None:
 
 def test_stale_approve_does_not_approve(review: ReviewStore) -> None:
     card_id = review.card_ids[0]
-    app = _start_app()
-    _open_card(app, card_id)
-    correct_fields(review.store, card_id, {"room_number": "1210"}, actor="李雷", expected_version=1)
+    app = _start_on_card(card_id)
+    correct_fields(review.store, card_id, {"room_number": "1210"}, actor=REVIEWER, expected_version=1)
 
     app.text_input(key="field_document_number").input("561234987")
     app.text_input(key="field_date_of_birth").input("1985-03-12")
@@ -434,25 +784,37 @@ def test_stale_approve_does_not_approve(review: ReviewStore) -> None:
     assert card.fields["document_number"].value == SUGGESTED_DOCUMENT_NUMBER
 
 
+def test_reject_requires_reason_and_note(review: ReviewStore) -> None:
+    first = review.card_ids[0]
+    app = _start_on_card(first)
+    assert app.radio(key="reject_kind").value is None
+    app.button(key="reject").click().run()
+    assert "请选择退回原因" in _texts(app.error)
+
+    app.radio(key="reject_kind").set_value("rescan")
+    app.button(key="reject").click().run()
+    assert "请写明退回说明" in _texts(app.error)
+    assert review.store.get_card(first).status == CardStatus.NEEDS_REVIEW
+
+
 def test_reject_for_front_desk_with_note(review: ReviewStore) -> None:
     first, second = review.card_ids
-    app = _start_app()
-    _open_card(app, first)
+    app = _start_on_card(first)
     app.radio(key="reject_kind").set_value("front_desk")
     app.text_input(key="reject_note").input("出生日期空白")
     app.button(key="reject").click().run()
     assert not app.exception, app.exception
 
     assert review.store.get_card(first).status == CardStatus.REJECTED
-    notes = [e.new_value for e in review.store.audit_events(first) if e.action == "note"]
-    assert notes == ["退回前台补填：出生日期空白"]
+    notes = card_events(review.store, first, "note")
+    assert [e.new_value for e in notes] == ["退回前台补填：出生日期空白"]
+    assert notes[0].actor == REVIEWER
     assert app.session_state["card_id"] == second
 
 
 def test_unknown_card_type_offers_only_reject(review: ReviewStore) -> None:
     card_id = add_unknown_card(review)
-    app = _start_app()
-    _open_card(app, card_id)
+    app = _start_on_card(card_id)
 
     text = _page_text(app)
     assert "未能识别卡片类型：标题与任何模板都不匹配。" in text
@@ -462,23 +824,170 @@ def test_unknown_card_type_offers_only_reject(review: ReviewStore) -> None:
     assert "save" not in keys
     assert "approve" not in keys
 
+    app.radio(key="reject_kind").set_value("rescan")
+    app.text_input(key="reject_note").input("版式未知")
     app.button(key="reject").click().run()
     assert review.store.get_card(card_id).status == CardStatus.REJECTED
 
 
 def test_english_switch_shows_english_labels(review: ReviewStore) -> None:
-    app = _start_app()
+    app = _start_app(page="cards")
     assert app.sidebar.radio(key="lang").value == "zh"
     app.sidebar.radio(key="lang").set_value("en").run()
-    assert "Review queue" in _page_text(app)
+    assert "Cards to review" in _page_text(app)
     assert app.button(key=f"open_{review.card_ids[0]}").label == "Open"
 
-    _open_card(app, review.card_ids[0])
+    app.button(key=f"open_{review.card_ids[0]}").click().run()
     text = _page_text(app)
     assert "**Document No.**" in text
     assert "证件号码" in text
     assert app.button(key="save").label == "Save corrections"
     assert app.button(key="approve").label == "Approve"
     assert app.text_input(key="field_surname").label == "Surname · 英文姓"
-    # The reviewer name survives the language switch.
-    assert app.session_state["reviewer"] == "王芳"
+    # The signed-in user survives the language switch.
+    assert app.session_state["user"].name == REVIEWER
+
+
+def test_leaving_card_releases_hold(review: ReviewStore) -> None:
+    card_id = review.card_ids[0]
+    app = _start_on_card(card_id)
+    assert active_holds(review.store)[card_id].holder == REVIEWER
+    app.button(key="back_to_queue").click().run()
+    assert not app.exception, app.exception
+    assert app.session_state["card_id"] is None
+    assert active_holds(review.store) == {}
+
+
+# Two reviewers at once: two sessions on one store.
+
+
+def test_held_card_read_only_for_other(shared_review: ReviewStore) -> None:
+    card_id = shared_review.card_ids[0]
+    first = _start_on_card(card_id, REVIEWER)
+    second = _start_on_card(card_id, OTHER_REVIEWER)
+
+    assert "此卡片正由 王芳 审核，您只能查看，不能修改" in _texts(second.warning)
+    keys = {button.key for button in second.button}
+    assert "save" not in keys
+    assert "approve" not in keys
+    # A reviewer cannot release someone else's hold.
+    assert "release_hold" not in keys
+    assert second.text_input(key="held_document_number").disabled
+
+    # The holder works on undisturbed.
+    first.text_input(key="field_document_number").input("561234987")
+    first.text_input(key="field_date_of_birth").input("1985-03-12")
+    first.button(key="approve").click().run()
+    assert shared_review.store.get_card(card_id).status == CardStatus.APPROVED
+
+
+def test_field_queues_of_two_reviewers_differ(shared_review: ReviewStore) -> None:
+    first_card, second_card = shared_review.card_ids
+    first = _start_app(REVIEWER)
+    second = _start_app(OTHER_REVIEWER)
+    assert f"answer_{first_card}_date_of_birth_1" in {element.key for element in first.text_input}
+    assert f"answer_{second_card}_date_of_birth_1" in {element.key for element in second.text_input}
+    holds = active_holds(shared_review.store)
+    assert holds[first_card].holder == REVIEWER
+    assert holds[second_card].holder == OTHER_REVIEWER
+
+
+def test_supervisor_release_blocks_old_holder(shared_review: ReviewStore) -> None:
+    card_id = shared_review.card_ids[0]
+    reviewer = _start_on_card(card_id, REVIEWER)
+    supervisor = _start_on_card(card_id, SUPERVISOR)
+    assert "此卡片正由 王芳 审核" in _texts(supervisor.warning)
+
+    supervisor.button(key="release_hold").click().run()
+    assert not supervisor.exception, supervisor.exception
+    assert "已解除卡片 1 的保留" in _texts(supervisor.info)
+    assert active_holds(shared_review.store)[card_id].holder == SUPERVISOR
+    assert supervisor.button(key="save").label == "保存修改"
+
+    # The reviewer's next save is refused and names the new holder; nothing is written.
+    reviewer.text_input(key="field_document_number").input("561234987")
+    reviewer.button(key="save").click().run()
+    assert "卡片 1 正由 赵主管 审核" in _texts(reviewer.error)
+    assert "此卡片正由 赵主管 审核，您只能查看" in _texts(reviewer.warning)
+    assert _field_value(shared_review.store, card_id, "document_number") == SUGGESTED_DOCUMENT_NUMBER
+    assert _person_events(shared_review.store, card_id, REVIEWER) == []
+
+
+def test_stale_save_between_sessions(shared_review: ReviewStore) -> None:
+    card_id = shared_review.card_ids[0]
+    reviewer = _start_on_card(card_id, REVIEWER)
+    # The hold ends (it expired, say) and another reviewer saves a new version.
+    release_hold(shared_review.store, card_id)
+    other = _start_on_card(card_id, OTHER_REVIEWER)
+    other.text_input(key="field_room_number").input("1210")
+    other.button(key="save").click().run()
+    other.button(key="back_to_queue").click().run()
+    assert active_holds(shared_review.store) == {}
+
+    reviewer.text_input(key="field_document_number").input("561234987")
+    reviewer.button(key="save").click().run()
+    assert "已被他人修改" in _texts(reviewer.error)
+    assert _field_value(shared_review.store, card_id, "document_number") == SUGGESTED_DOCUMENT_NUMBER
+    assert _field_value(shared_review.store, card_id, "room_number") == "1210"
+
+
+# Users page.
+
+
+def test_users_page_lists_and_adds(review: ReviewStore) -> None:
+    app = _start_app(ADMIN, page="users")
+    assert app.header[0].value == "用户管理"
+    table = app.dataframe[0].value
+    assert list(table["用户名"]) == [REVIEWER, OTHER_REVIEWER, SUPERVISOR, ADMIN]
+
+    app.text_input(key="new_user_name").input("周新")
+    app.selectbox(key="new_user_role").set_value(Role.SUPERVISOR)
+    app.text_input(key="new_user_password").input("zhou-2025-pw")
+    app.text_input(key="new_user_repeat").input("zhou-2025-pw")
+    app.button(key="add_user").click().run()
+    assert not app.exception, app.exception
+    assert "已添加用户 周新（主管）" in _texts(app.success)
+    assert get_user(review.store, "周新").role == Role.SUPERVISOR
+    assert authenticate(review.store, "周新", "zhou-2025-pw") is not None
+
+
+def test_users_page_rejects_bad_input(review: ReviewStore) -> None:
+    app = _start_app(ADMIN, page="users")
+    app.text_input(key="new_user_name").input("周新")
+    app.text_input(key="new_user_password").input("zhou-2025-pw")
+    app.text_input(key="new_user_repeat").input("zhou-2025-px")
+    app.button(key="add_user").click().run()
+    assert "两次输入的密码不一致" in _texts(app.error)
+
+    app.text_input(key="new_user_name").input(REVIEWER)
+    app.text_input(key="new_user_password").input("short")
+    app.text_input(key="new_user_repeat").input("short")
+    app.button(key="add_user").click().run()
+    assert "密码至少需要 8 个字符" in _texts(app.error)
+    assert get_user(review.store, "周新") is None
+
+
+def test_users_page_changes_user(review: ReviewStore) -> None:
+    app = _start_app(ADMIN, page="users")
+    app.selectbox(key="change_user_name").set_value(OTHER_REVIEWER).run()
+    app.selectbox(key=f"change_role_{OTHER_REVIEWER}").set_value(Role.SUPERVISOR)
+    app.button(key="change_role").click().run()
+    assert get_user(review.store, OTHER_REVIEWER).role == Role.SUPERVISOR
+
+    app.text_input(key="reset_password").input("new-pass-2025")
+    app.text_input(key="reset_repeat").input("new-pass-2025")
+    app.button(key="reset_password_button").click().run()
+    assert authenticate(review.store, OTHER_REVIEWER, "new-pass-2025") is not None
+    assert authenticate(review.store, OTHER_REVIEWER, PASSWORD) is None
+
+    app.button(key="toggle_user").click().run()
+    assert not get_user(review.store, OTHER_REVIEWER).active
+    assert "已停用 李雷" in _texts(app.success)
+
+
+def test_users_page_keeps_last_admin(review: ReviewStore) -> None:
+    app = _start_app(ADMIN, page="users")
+    app.selectbox(key="change_user_name").set_value(ADMIN).run()
+    app.button(key="toggle_user").click().run()
+    assert "孙管理 是唯一启用的管理员，不能停用" in _texts(app.error)
+    assert get_user(review.store, ADMIN).active
