@@ -24,6 +24,7 @@ from typing import Annotated, Optional
 
 import typer
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DatabaseError
 
 from models.card import CardStatus
 from ocr.errors import ExitCode
@@ -236,11 +237,20 @@ def check_command(
     """检查数据库与图像文件是否完整一致；发现问题时退出码为 6。 / Check the database and image files; exit 6 on a problem."""
     from ocr.cli import say, warn
 
-    store = Store(url=db, data_dir=data_dir, create=False)
     try:
-        report = check_store(store)
-    finally:
-        store.close()
+        store = Store(url=db, data_dir=data_dir, create=False)
+        try:
+            report = check_store(store)
+        finally:
+            store.close()
+    except DatabaseError as exc:
+        # SQLite raises this for a damaged file before any check can run.
+        warn(
+            f"问题：数据库文件已损坏，无法打开（{exc.orig}）。请从备份恢复数据库；扫描图像仍在数据目录中，可以重新入库。",
+            f"problem: the database file is damaged and cannot be opened ({exc.orig}); restore it from a backup, "
+            "or ingest the scans in the data folder again",
+        )
+        raise typer.Exit(ExitCode.STORE_FAILED) from exc
     zh = "，".join(f"{_COUNT_LABELS[key][0]} {value}" for key, value in report.counts.items())
     en = ", ".join(f"{_COUNT_LABELS[key][1]} {value}" for key, value in report.counts.items())
     say(f"数量：{zh}", f"counts: {en}")

@@ -41,6 +41,7 @@ __all__ = [
     "process_queued_scan",
     "queue_counts",
     "queued_scan_ids",
+    "requeue_failed",
 ]
 
 log = logging.getLogger(__name__)
@@ -290,6 +291,22 @@ def queue_counts(store: Store) -> dict[str, dict[str, int]]:
         for batch, state, count in rows:
             counts.setdefault(batch, {})[state] = count
         return counts
+
+
+def requeue_failed(store: Store) -> list[int]:
+    """Put failed scans back in state queued with no attempts counted; return their scan ids.
+
+    The next worker sweep queues a job for each of them.
+    """
+    with store.session() as session:
+        ids = list(session.scalars(select(QueuedScanRow.scan_id).where(QueuedScanRow.state == FAILED)))
+        session.execute(
+            update(QueuedScanRow)
+            .where(QueuedScanRow.scan_id.in_(ids))
+            .values(state=QUEUED, attempts=0, finished_at=None, queued_at=_now() - timedelta(days=1))
+        )
+    log.info("failed scans queued again count=%d", len(ids))
+    return ids
 
 
 def queued_scan_ids(store: Store, *, older_than_s: float = 0.0) -> list[int]:

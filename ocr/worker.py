@@ -39,7 +39,7 @@ from sqlalchemy.engine import make_url
 
 from ocr.errors import ExitCode, StoreError
 from ocr.ingest import IngestFailure, Page
-from ocr.queue import MAX_ATTEMPTS, EnqueueReport, enqueue_paths, process_queued_scan, queued_scan_ids
+from ocr.queue import MAX_ATTEMPTS, EnqueueReport, enqueue_paths, process_queued_scan, queued_scan_ids, requeue_failed
 from ocr.store import Store, normalize_db_url
 
 __all__ = [
@@ -393,6 +393,13 @@ def worker_command(
     init: Annotated[
         bool, typer.Option("--init", help="只创建任务队列的数据表，然后退出 / only create the queue tables, then exit")
     ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="把识别失败的扫描件重新排队，然后退出 / queue the scans whose OCR failed again, then exit",
+        ),
+    ] = False,
     stall_timeout: Annotated[
         float,
         typer.Option(
@@ -416,6 +423,15 @@ def worker_command(
         say(
             f"任务队列{'已创建' if created else '已存在'}（schema {settings.schema}），数据库已升级到最新版本。",
             f"queue tables {'created' if created else 'exist already'} (schema {settings.schema}); store schema up to date",
+        )
+        return
+    if retry_failed:
+        store = Store(url=url, data_dir=data_dir, create=False)
+        ids = requeue_failed(store)
+        store.close()
+        say(
+            f"已重新排队 {len(ids)} 张识别失败的扫描件；运行中的 worker 会在 {stall_timeout:g} 秒内取走它们。",
+            f"{len(ids)} failed scans queued again; running workers take them within {stall_timeout:g} s",
         )
         return
     count = processes or default_workers()

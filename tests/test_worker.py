@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.engine import make_url
 
 from ocr.errors import StoreError
-from ocr.queue import QueuedScanRow, enqueue_paths, process_queued_scan
+from ocr.queue import QueuedScanRow, enqueue_paths, process_queued_scan, requeue_failed
 from ocr.store import AuditRow, CardRow, ScanRow, Store
 from ocr.worker import QueueSettings, ScanQueue
 from sample_cards import SAMPLES_DIR
@@ -193,6 +193,24 @@ def test_failing_scan_marked_failed(pg_url: str, stack: Path, tmp_path: Path):
     with store.session() as session:
         assert session.scalar(select(QueuedScanRow.last_error)) == "ValueError: engine crashed"
     assert counts(store)["cards"] == 0
+
+
+@needs_postgres
+def test_failed_scan_retried(pg_url: str, stack: Path, tmp_path: Path):
+    from ocr.engines import get_engine
+    from ocr.pipeline import process_page
+
+    store = Store(url=pg_url, data_dir=tmp_path / "data")
+    scan_id = enqueue_paths([stack / SAMPLES[0]], store, batch="b1").scan_ids[0]
+    with store.session() as session:
+        session.execute(update(QueuedScanRow).values(state="failed", attempts=3))
+
+    assert requeue_failed(store) == [scan_id]
+    assert queue_rows(store) == [(scan_id, "queued", 0)]
+    outcome = process_queued_scan(store, scan_id, lambda page, name: process_page(page, engine=get_engine(name)))
+
+    assert outcome.action == "stored"
+    assert queue_rows(store) == [(scan_id, "done", 1)]
 
 
 @needs_postgres
