@@ -14,6 +14,7 @@ import typer
 
 from ocr.bench_accuracy import bench_accuracy_command
 from ocr.bench_prep import bench_prep_command
+from ocr.cli_admin import audit_app
 from ocr.cli_arrivals import arrivals_app
 from ocr.bench_throughput import bench_throughput_command
 from ocr.check import check_command
@@ -576,6 +577,7 @@ app.add_typer(bench_app, name="bench")
 bench_app.command("prep")(bench_prep_command)
 bench_app.command("accuracy")(bench_accuracy_command)
 app.add_typer(template_app, name="template")
+app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
 app.command("worker")(worker_command)
 app.command("check")(check_command)

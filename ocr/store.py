@@ -168,13 +168,19 @@ class AuditRow(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
+    # No foreign key: the events of a card the retention job deleted stay in the chain.
+    card_id: Mapped[int] = mapped_column(Integer, index=True)
     at: Mapped[datetime] = mapped_column(DateTime, default=_now)
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(40))
     field_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     old_value: Mapped[str | None] = mapped_column(Text, nullable=True)
     new_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The hash chain (see ocr.audit), written by a flush hook for every new event.
+    value_salt: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    value_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 # Transmission to the exit-entry office: the outbox, the batches sent and the archive.
@@ -769,3 +775,6 @@ def _detail(card: CardRow) -> CardDetail:
         updated_at=card.updated_at,
     )
 
+
+# Registers the flush hook that chains every new audit event; ocr.audit imports the classes above.
+import ocr.audit  # noqa: E402,F401
