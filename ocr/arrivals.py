@@ -34,22 +34,23 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
-from sqlalchemy import DateTime, Integer, String, UniqueConstraint, select
+from sqlalchemy import ColumnElement, DateTime, Integer, String, UniqueConstraint, and_, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.batch import CardDetail
 from models.card import CardStatus
 from models.card_type import FieldKind
 from ocr.errors import CardCaptureError, ExitCode
 from ocr.normalize import normalize_value, to_half_width
-from ocr.search import card_details
-from ocr.store import Base, CardRow, OutboxRow, Store, _now
-from ocr.transmit.batches import MAX_LISTED_GAPS, arrival_date_of
+from ocr.search import field_values
+from ocr.store import Base, BatchRow, CardRow, OutboxRow, Store, _now
+from ocr.transmit.batches import MAX_LISTED_GAPS
 from ocr.transmit.config import Config
 from ocr.transmit.deadline import _deadline
 from ocr.validate import guest_category
@@ -447,13 +448,54 @@ def list_expected(store: Store, start: date | None = None, end: date | None = No
 # Report.
 
 
-def category_of(card: CardDetail) -> str:
+# Fields read for the report: the arrival date, the serial and what guest_category looks at.
+REPORT_KEYS = ("arrival_date", "card_serial", "document_type", "nationality", "visa_type")
+
+
+@dataclass(frozen=True)
+class _Card:
+    """The columns and field values of one card that the report needs."""
+
+    id: int
+    batch: str
+    status: str
+    card_type: str
+    created_at: datetime
+    values: dict[str, str]
+
+
+def category_of(card_type: str, values: dict[str, str]) -> str:
     """Return the guest category key of a card: a foreign-guest category, "domestic" or "other"."""
-    if card.card_type == "foreign_guest":
-        return guest_category(card.values())
-    if card.card_type == "domestic_guest":
+    if card_type == "foreign_guest":
+        return guest_category(values)
+    if card_type == "domestic_guest":
         return "domestic"
     return "other"
+
+
+def _arrival_date(card: _Card, zone: ZoneInfo) -> str:
+    """Return the card's arrival date, or the day it was stored when that field is empty or invalid.
+
+    This is the rule of ocr.transmit.batches.arrival_date_of, which needs a whole CardDetail.
+    """
+    try:
+        return date.fromisoformat(card.values.get("arrival_date", "")).isoformat()
+    except ValueError:
+        return card.created_at.replace(tzinfo=UTC).astimezone(zone).date().isoformat()
+
+
+def _cards(store: Store, where: ColumnElement[bool]) -> list[_Card]:
+    """Return the report's view of the cards that the SQL condition ``where`` on ``CardRow`` selects."""
+    query = (
+        select(CardRow.id, BatchRow.name, CardRow.status, CardRow.card_type, CardRow.created_at)
+        .join(BatchRow, CardRow.batch_id == BatchRow.id)
+        .where(where)
+        .order_by(CardRow.id)
+    )
+    values = field_values(store, REPORT_KEYS, where=where)
+    with store.session() as session:
+        rows = session.execute(query).all()
+    return [_Card(*row, values=values.get(row[0], {})) for row in rows]
 
 
 def check_serials(serials: list[str], first: str | None = None, last: str | None = None) -> SerialCheck:
@@ -502,16 +544,21 @@ def deadline_level(deadline: datetime, now: datetime, due_soon_hours: float) -> 
     return "ok"
 
 
-def _acknowledged_card_ids(store: Store) -> set[int]:
+def _acknowledged() -> ColumnElement[bool]:
+    """Return the SQL condition that the card's first record was acknowledged by the receiver."""
+    return (
+        select(OutboxRow.id)
+        .where(OutboxRow.card_id == CardRow.id, OutboxRow.kind == "original", OutboxRow.state == "acknowledged")
+        .exists()
+    )
+
+
+def _acknowledged_ids(store: Store, where: ColumnElement[bool]) -> set[int]:
     with store.session() as session:
-        return set(
-            session.scalars(
-                select(OutboxRow.card_id).where(OutboxRow.kind == "original", OutboxRow.state == "acknowledged")
-            )
-        )
+        return set(session.scalars(select(CardRow.id).where(where, _acknowledged())))
 
 
-def _is_open(card: CardDetail, acknowledged: set[int]) -> bool:
+def _is_open(card: _Card, acknowledged: set[int]) -> bool:
     return card.status != CardStatus.REJECTED and card.id not in acknowledged
 
 
@@ -528,11 +575,12 @@ def arrivals_report(
     zone = config.deadline.zone
     now = (now or datetime.now(UTC)).astimezone(zone)
     since = datetime.combine(start - timedelta(days=1), time(0, 0), tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
-    acknowledged = _acknowledged_card_ids(store)
+    stored = CardRow.created_at >= since
+    acknowledged = _acknowledged_ids(store, stored)
 
-    groups: dict[tuple[str, str], list[CardDetail]] = {}
-    for card in card_details(store, stored_since=since):
-        arrival = arrival_date_of(card, zone)
+    groups: dict[tuple[str, str], list[_Card]] = {}
+    for card in _cards(store, stored):
+        arrival = _arrival_date(card, zone)
         if start.isoformat() <= arrival <= end.isoformat():
             groups.setdefault((arrival, card.card_type), []).append(card)
     expected = {(e.arrival_date.isoformat(), e.card_type): e for e in list_expected(store, start, end)}
@@ -543,8 +591,8 @@ def arrivals_report(
         cards = groups.get(key, [])
         kept = [card for card in cards if card.status != CardStatus.REJECTED]
         entry = expected.get(key)
-        categories = Counter(category_of(card) for card in kept)
-        serials = [card.fields["card_serial"].value if "card_serial" in card.fields else "" for card in kept]
+        categories = Counter(category_of(card.card_type, card.values) for card in kept)
+        serials = [card.values.get("card_serial", "") for card in kept]
         open_cards = sum(1 for card in cards if _is_open(card, acknowledged))
         # A day is done when every card is acknowledged and no expected card is still missing.
         outstanding = open_cards > 0 or (entry is not None and len(kept) < entry.expected)
@@ -576,17 +624,11 @@ def batch_deadlines(store: Store, config: Config, *, now: datetime | None = None
     """Return every scan batch with its open cards and the earliest deadline among them, in batch order."""
     zone = config.deadline.zone
     now = (now or datetime.now(UTC)).astimezone(zone)
-    acknowledged = _acknowledged_card_ids(store)
-    with store.session() as session:
-        open_ids = [
-            card_id
-            for card_id in session.scalars(select(CardRow.id).where(CardRow.status != str(CardStatus.REJECTED)))
-            if card_id not in acknowledged
-        ]
+    open_cards = and_(CardRow.status != str(CardStatus.REJECTED), ~_acknowledged())
     earliest: dict[str, str] = {}
     counts: Counter[str] = Counter()
-    for card in card_details(store, card_ids=open_ids):
-        arrival = arrival_date_of(card, zone)
+    for card in _cards(store, open_cards):
+        arrival = _arrival_date(card, zone)
         counts[card.batch] += 1
         earliest[card.batch] = min(arrival, earliest.get(card.batch, arrival))
 

@@ -35,10 +35,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Audit actions of a person on one field: a changed value, or a flagged value accepted as it is.
+# Audit actions of a person on one field: a changed value, a flagged value accepted as it is,
+# or a field marked unreadable on the scan for the front desk to fill in.
 CORRECTION_ACTIONS = ("correct", "approve")
 CONFIRM_ACTIONS = ("confirm",)
-REVIEW_ACTIONS = CORRECTION_ACTIONS + CONFIRM_ACTIONS
+ILLEGIBLE_ACTIONS = ("illegible",)
+REVIEW_ACTIONS = CORRECTION_ACTIONS + CONFIRM_ACTIONS + ILLEGIBLE_ACTIONS
 
 # Actors that are programs, not reviewers: the pipeline and the automatic approval before transmission.
 MACHINE_ACTORS = (PIPELINE_ACTOR, AUTO_ACTOR)
@@ -69,6 +71,7 @@ class ReviewerDay(BaseModel):
     reviewer: str
     confirmed: int = 0
     corrected: int = 0
+    illegible: int = 0
     approved: int = 0
     rejected: int = 0
 
@@ -169,13 +172,17 @@ def statistics(store: Store, start: date, end: date, zone: ZoneInfo) -> Statisti
             corrections[field_key or ""] += 1
         elif action in CONFIRM_ACTIONS:
             entry.confirmed += 1
+        elif action in ILLEGIBLE_ACTIONS:
+            entry.illegible += 1
         elif new_value == CardStatus.APPROVED:
             entry.approved += 1
         elif new_value == CardStatus.REJECTED:
             entry.rejected += 1
     # A status event that is neither approval nor rejection (e.g. back to review) leaves an empty row.
     reviewer_days = [
-        entry for _key, entry in sorted(work.items()) if entry.confirmed or entry.corrected or entry.approved or entry.rejected
+        entry
+        for _key, entry in sorted(work.items())
+        if entry.confirmed or entry.corrected or entry.illegible or entry.approved or entry.rejected
     ]
     log.info("statistics start=%s end=%s cards=%d reviewer_days=%d", start, end, sum(cards.values()), len(reviewer_days))
     return Statistics(
