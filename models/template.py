@@ -2,14 +2,21 @@
 
 Coordinates are relative to the card: x from the left edge, y from the top
 edge, both in [0, 1] of the card's width and height. A template is a data file
-(``ocr/templates/<name>.json``) validated by :class:`Template`.
+(``ocr/templates/<name>.json``) validated by :class:`Template`. Its confidence
+calibration, written by ``python -m ocr bench calibrate``, is a file beside it
+(``<name>.calibration.json``) validated by :class:`Calibration`.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Box", "Template", "TemplateField"]
+__all__ = ["Box", "Calibration", "FieldCalibration", "LogisticModel", "Template", "TemplateField"]
+
+# Names of the evidence features a calibration model may weigh (see ocr.confidence.evidence_features).
+FEATURE_NAMES = (
+    "score_logit", "blank", "blank_ink_log", "rule_failed", "free_text", "history_logit", "agree", "disagree",
+)
 
 
 class Box(BaseModel):
@@ -84,3 +91,63 @@ class Template(BaseModel):
             if spec.key == key:
                 return spec
         raise KeyError(f"template {self.name!r} has no field {key!r}")
+
+
+class LogisticModel(BaseModel):
+    """Logistic regression weights: P(value right) = 1 / (1 + exp(-(intercept + coefficients · features)))."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    features: tuple[str, ...]
+    intercept: float
+    coefficients: tuple[float, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LogisticModel":
+        unknown = [name for name in self.features if name not in FEATURE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; known: {', '.join(FEATURE_NAMES)}")
+        if len(self.coefficients) != len(self.features):
+            raise ValueError(f"{len(self.features)} features but {len(self.coefficients)} coefficients")
+        # A higher engine score must never lower the confidence.
+        if "score_logit" in self.features and self.coefficients[self.features.index("score_logit")] < 0:
+            raise ValueError("the coefficient of score_logit must not be negative")
+        return self
+
+
+class FieldCalibration(BaseModel):
+    """Threshold and error prior of one field, measured on the fitting cards."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Fields whose calibrated confidence is below this go to review.
+    threshold: float = Field(ge=0.0, le=1.0)
+    # Share of wrong first-engine values of this field on the fitting cards, smoothed; the error
+    # history starts from it.
+    prior_error: float = Field(gt=0.0, lt=1.0)
+    fitted_fields: int = Field(ge=0)
+    fitted_wrong: int = Field(ge=0)
+    # Auto-accepted and wrong auto-accepted fields at ``threshold`` on the fitting cards.
+    fitted_auto: int = Field(default=0, ge=0)
+    fitted_auto_wrong: int = Field(default=0, ge=0)
+
+
+class Calibration(BaseModel):
+    """Confidence calibration of one template: evidence weights and per-field thresholds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    template: str
+    # The engine whose zone reads and scores the weights are fitted for, and the engine that checks them.
+    engine: str = "rapidocr"
+    second_engine: str = "tesseract"
+    # Error rate among auto-accepted fields that the thresholds were chosen for.
+    target_error: float = Field(gt=0.0, lt=1.0)
+    # Weight of the prior error rate, in reviewed fields, when it is blended with the store's history.
+    history_weight: float = Field(default=200.0, gt=0.0)
+    # Weights without and with the second engine's read of the zone.
+    single: LogisticModel
+    paired: LogisticModel
+    fields: dict[str, FieldCalibration]
+    # How the file was made: command, seeds, card count, date.
+    fitted_with: dict[str, str] = Field(default_factory=dict)

@@ -4,7 +4,9 @@ OCR confuses look-alike characters (O/0, I/1, S/5, B/8, Z/2, X/乂). When a swap
 of such characters turns a read into a value that passes the field's rules (and
 the cross-field rules that involve it), the swapped value is offered to the
 reviewer as a candidate. Another engine's reading of the same zone is offered
-too. A candidate is only ever a suggestion: the pipeline never applies one.
+too, and for the nationality and the visa type the closest entries of their
+closed vocabularies (:mod:`ocr.vocab`). A candidate is only ever a suggestion:
+the pipeline never applies one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterable
 from models.card_type import CardTypeSpec, FieldKind
 from ocr.normalize import normalize_value
 from ocr.validate import validate_card
+from ocr.vocab import nearest_entries
 
 __all__ = ["LOOKALIKES", "MAX_CANDIDATES", "candidates_for"]
 
@@ -127,6 +130,12 @@ def candidates_for(
     # Another engine's reading of the same zone.
     for text in other_reads:
         offer(normalize_value(spec.kind, text))
+        if len(found) >= MAX_CANDIDATES:
+            return found
+
+    # A near miss of a closed vocabulary: "UNTIED STATES" offers USA.
+    for entry in nearest_entries(spec.kind, raw_text):
+        offer(entry)
         if len(found) >= MAX_CANDIDATES:
             return found
 

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from ocr.bench_accuracy import bench_accuracy_command
+from ocr.calibrate import bench_calibrate_command
 from ocr.bench_prep import bench_prep_command
 from ocr.cli_admin import audit_app
 from ocr.cli_arrivals import arrivals_app
@@ -576,6 +577,7 @@ bench_app = typer.Typer(help="基准测试 / benchmarks")
 app.add_typer(bench_app, name="bench")
 bench_app.command("prep")(bench_prep_command)
 bench_app.command("accuracy")(bench_accuracy_command)
+bench_app.command("calibrate")(bench_calibrate_command)
 app.add_typer(template_app, name="template")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")

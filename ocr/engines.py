@@ -180,11 +180,20 @@ class TesseractEngine:
         self._tess = pytesseract
         self.languages = languages
 
-    def _lines(self, image: np.ndarray, psm: int) -> list[TextLine]:
+    def _lines(self, image: np.ndarray, psm: int, charset: str | None = None) -> list[TextLine]:
+        config = f"--psm {psm}"
+        languages = self.languages
+        if charset:
+            # Tesseract 4.1 and later apply the whitelist to the LSTM decoder too. The value is one
+            # shell-split token, so a space in it would end the option: spaces are never listed.
+            config += f" -c tessedit_char_whitelist={charset.replace(' ', '')}"
+            if charset.isascii():
+                # Without Chinese characters to read, chi_sim only adds look-alike CJK readings of digits.
+                languages = "eng"
         data = self._tess.image_to_data(
             image[:, :, ::-1],  # pytesseract expects RGB
-            lang=self.languages,
-            config=f"--psm {psm}",
+            lang=languages,
+            config=config,
             output_type=self._tess.Output.DICT,
         )
         grouped: dict[tuple[int, int, int], list[int]] = {}
@@ -219,8 +228,9 @@ class TesseractEngine:
         gray = remove_rules(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
         return self._lines(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), psm=11)
 
-    def read_zone(self, image: np.ndarray) -> list[TextLine]:
-        return self._lines(image, psm=7)
+    def read_zone(self, image: np.ndarray, charset: str | None = None) -> list[TextLine]:
+        """Read one zone as a single text line (psm 7), only from the characters in ``charset`` when given."""
+        return self._lines(image, psm=7, charset=charset)
 
 
 def _join_words(words: list[str]) -> str:

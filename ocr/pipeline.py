@@ -23,7 +23,7 @@ import numpy as np
 from models.card import Extraction, FieldResult
 from models.card_type import UNKNOWN_CARD_TYPE, FieldSpec
 from ocr.candidates import candidates_for
-from ocr.confidence import decide
+from ocr.confidence import CardDecision, FieldHistory, decide_card
 from ocr.errors import InputFileError
 from ocr.engines import OcrEngine, TextLine, get_engine
 from ocr.ingest import IngestFailure, Page, iter_pages
@@ -61,6 +61,8 @@ class PageResult:
 
     extraction: Extraction
     straight_image: np.ndarray
+    # Evidence behind each field's confidence; None for a card of unknown type.
+    decision: CardDecision | None = None
 
 
 @dataclass
@@ -179,8 +181,17 @@ def process_page(
     *,
     engine: OcrEngine | None = None,
     registry: Registry | None = None,
+    history: dict[str, dict[str, FieldHistory]] | None = None,
+    second_engine: OcrEngine | None = None,
+    read_all_second: bool = False,
 ) -> PageResult:
-    """Run one page through prepare, layout, recognize, normalise, validate and confidence."""
+    """Run one page through prepare, layout, recognize, normalise, validate and confidence.
+
+    ``history`` is the store's correction history by card type and field key
+    (:func:`ocr.confidence.field_history`). ``second_engine`` replaces the
+    calibration's checking engine, and ``read_all_second`` makes it read every
+    zone, as fitting the calibration needs.
+    """
     engine = engine or get_engine("rapidocr")
     registry = registry or load_registry()
 
@@ -199,6 +210,7 @@ def process_page(
     card_reasons = [message_zh for _code, message_zh, _en in quality]
     card_reasons += match.reasons
     fields: dict[str, FieldResult] = {}
+    decision: CardDecision | None = None
 
     if match.card_type != UNKNOWN_CARD_TYPE:
         spec = registry.card_type(match.card_type)
@@ -217,15 +229,17 @@ def process_page(
         problems = validate_card(spec, values)
 
         # Confidence: decide which fields a person must check, and why.
-        for field_spec in spec.fields:
-            fields[field_spec.key] = decide(
-                field_spec, reads.get(field_spec.key), values[field_spec.key], problems.get(field_spec.key, [])
-            )
+        decision = decide_card(
+            spec, reads, values, problems, engine_name=engine.name,
+            calibration=registry.calibration(match.template.name) if match.template else None,
+            history=(history or {}).get(spec.card_type), second_engine=second_engine, read_all=read_all_second,
+        )
+        fields = decision.fields
 
         # Candidates: other readings a reviewer may pick for a doubtful field, never applied here.
         for key, result in fields.items():
             if result.needs_review and result.raw_text:
-                result.candidates = candidates_for(spec, key, result.raw_text, values)
+                result.candidates = candidates_for(spec, key, result.raw_text, values, other_reads=decision.other_reads(key))
 
     else:
         # Unknown layout: keep the whole text, and offer what generic labels show, all for review.
@@ -252,7 +266,7 @@ def process_page(
         flagged,
         rotation,
     )
-    return PageResult(extraction=extraction, straight_image=image)
+    return PageResult(extraction=extraction, straight_image=image, decision=decision)
 
 
 def _png(image: np.ndarray) -> bytes:

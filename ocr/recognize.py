@@ -13,19 +13,21 @@ read.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from models.card_type import CardTypeSpec
+from models.card_type import CardTypeSpec, FieldKind
 from ocr.dropout import drop_red, red_layer
 from ocr.engines import OcrEngine, TextLine
 from ocr.layout import LayoutMatch, zone_rect
 from ocr.prepare import remove_rules
+from ocr.vocab import ZONE_CHARSETS
 
-__all__ = ["ZoneRead", "ink_ratio", "read_fields"]
+__all__ = ["ZoneRead", "ink_ratio", "read_fields", "reread_zone"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class ZoneRead:
     # Share of the zone's pixels that are ink once the paper is flattened, red print (or, in a
     # red-ink zone, everything but red print) and the printed rules are removed.
     ink: float
+    # The gray crop the engine read (H x W uint8), kept so that a second engine can read the same pixels.
+    crop: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def ink_ratio(gray: np.ndarray) -> float:
@@ -98,10 +102,34 @@ def read_fields(
         ink = ink_ratio(gray)
         # Every zone is read, even one that looks blank: faint writing must not pass as an empty field.
         lines = engine.read_zone(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
-        text = _join(lines)
-        score = min((line.score for line in lines if line.text.strip()), default=0.0)
-        reads[spec.key] = ZoneRead(spec.key, text, score, (x0, y0, x1, y1), engine.name, ink)
+        reads[spec.key] = _zone_read(spec.key, lines, (x0, y0, x1, y1), engine.name, ink, gray)
     return reads
+
+
+def _zone_read(
+    key: str, lines: list[TextLine], box: tuple[int, int, int, int], engine_name: str, ink: float, gray: np.ndarray
+) -> ZoneRead:
+    text = _join(lines)
+    score = min((line.score for line in lines if line.text.strip()), default=0.0)
+    return ZoneRead(key, text, score, box, engine_name, ink, gray)
+
+
+def reread_zone(engine: OcrEngine, read: ZoneRead, kind: FieldKind) -> ZoneRead | None:
+    """Read the crop of ``read`` again with another engine, limited to the kind's characters where it can be.
+
+    An engine whose ``read_zone`` takes ``charset`` (Tesseract) reads only the
+    characters of :data:`ocr.vocab.ZONE_CHARSETS` for the kind. Returns None
+    when ``read`` kept no crop.
+    """
+    if read.crop is None:
+        return None
+    image = cv2.cvtColor(read.crop, cv2.COLOR_GRAY2BGR)
+    charset = ZONE_CHARSETS.get(kind)
+    if charset and "charset" in inspect.signature(engine.read_zone).parameters:
+        lines = engine.read_zone(image, charset=charset)
+    else:
+        lines = engine.read_zone(image)
+    return _zone_read(read.key, lines, read.box, engine.name, read.ink, read.crop)
 
 
 def _layer(layers: dict[str, np.ndarray], image: np.ndarray, ink: str) -> np.ndarray:

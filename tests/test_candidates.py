@@ -89,3 +89,36 @@ def test_invalid_swaps_not_offered(foreign):
     values = dict(_truth("card_01_foreign_printed"), arrival_date="2025-I2-15")
     for candidate in candidates_for(foreign, "arrival_date", "2025-I2-15", values):
         assert candidate <= values["departure_date"]
+
+
+def test_nationality_near_miss_offered(foreign):
+    values = dict(_truth("card_01_foreign_printed"), nationality="UNTIED STATES")
+    assert candidates_for(foreign, "nationality", "UNTIED STATES", values)[0] == "USA"
+
+
+def test_visa_type_near_miss_offered(foreign):
+    truth = _truth("card_01_foreign_printed")
+    assert truth["document_type"] == "passport"
+    values = dict(truth, visa_type="VISA FRE")
+    assert "VISA_FREE" in candidates_for(foreign, "visa_type", "VISA FRE", values)
+
+
+def test_vocabulary_never_replaces_value(foreign):
+    """A near miss is normalised to itself, so validation flags it and only the candidate list holds the entry."""
+    from ocr.normalize import normalize_value
+    from ocr.validate import validate_value
+
+    spec = foreign.field("nationality")
+    value = normalize_value(spec.kind, "UNTIED STATES")
+    assert value == "UNTIED STATES"
+    assert validate_value(spec, value)
+    assert normalize_value(spec.kind, "United States") == "USA"
+
+
+def test_far_read_gets_no_vocabulary_entry():
+    from models.card_type import FieldKind
+    from ocr.vocab import nearest_entries
+
+    assert nearest_entries(FieldKind.NATIONALITY, "XQZW") == []
+    assert nearest_entries(FieldKind.VISA_TYPE, "") == []
+    assert nearest_entries(FieldKind.DOCUMENT_NUMBER, "USA") == []

@@ -1,4 +1,4 @@
-"""Field reading with the real rapidocr engine on generated carbon copies: red serial, stamps, blank zones."""
+"""Field reading with the real engines on generated cards: red serial, stamps, blank zones, Tesseract whitelists."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from PIL import Image, ImageDraw
 from ocr.engines import get_engine
 from ocr.layout import TEMPLATE_HEIGHT, LayoutMatch
 from ocr.normalize import normalize_value
-from ocr.recognize import BLANK_INK_RATIO, read_fields
+from ocr.recognize import BLANK_INK_RATIO, read_fields, reread_zone
 from ocr.registry import load_registry
+from ocr.vocab import ZONE_CHARSETS
 from sample_cards import generate_card
 from sample_cards.fonts import load_fonts
 
@@ -160,3 +161,35 @@ def test_stamp_alone_is_not_ink(engine):
     read = _read(engine, stamped, truth)["visa_number"]
     assert read.ink < BLANK_INK_RATIO
     assert read.raw_text == ""
+
+
+@pytest.fixture(scope="module")
+def tesseract():
+    return get_engine("tesseract")
+
+
+@pytest.mark.parametrize(("seed", "card_type", "key"), [(3, "domestic_guest", "id_number"), (0, "foreign_guest", "card_serial")])
+def test_tesseract_digit_whitelist(engine, tesseract, seed, card_type, key):
+    image, truth = generate_card(seed, card_type, "printed", dpi=200, degrade=False, max_skew_deg=0.0)
+    read = _read(engine, image, truth)[key]
+    zone = cv2.cvtColor(read.crop, cv2.COLOR_GRAY2BGR)
+    kind = load_registry().card_type(card_type).field(key).kind
+
+    digits = reread_zone(tesseract, read, kind)
+    letters_only = "".join(line.text for line in tesseract.read_zone(zone, charset="ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+
+    assert digits is not None and digits.engine == "tesseract"
+    assert set(digits.raw_text.replace(" ", "")) <= set(ZONE_CHARSETS[kind])
+    assert _value(truth, key, digits.raw_text) == truth["fields"][key]
+    # The whitelist is applied: limited to capitals, Tesseract cannot return the digits at all.
+    assert not any(char.isdigit() for char in letters_only)
+
+
+def test_zone_read_keeps_crop(engine):
+    image, truth = generate_card(0, "foreign_guest", "printed", dpi=150, degrade=False, max_skew_deg=0.0)
+    reads = _read(engine, image, truth)
+
+    for key, read in reads.items():
+        x0, y0, x1, y1 = read.box
+        assert read.crop is not None, key
+        assert read.crop.shape == (y1 - y0, x1 - x0), key
