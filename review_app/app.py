@@ -42,7 +42,10 @@ install_log_masking()
 PAGES: tuple[AppPage, ...] = (
     AppPage("fields", ("字段队列", "Field queue"), "review_app.field_queue_page:render", icon=":material/keyboard:", default=True),
     AppPage("cards", ("卡片", "Cards"), "review_app.queue_page:render", icon=":material/id_card:"),
+    AppPage("overview", ("批次概览", "Batch overview"), "review_app.overview_page:render_overview", icon=":material/dashboard:"),
+    AppPage("search", ("查找卡片", "Find a card"), "review_app.search_page:render_search", icon=":material/search:"),
     # Supervisor pages.
+    AppPage("statistics", ("统计", "Statistics"), "review_app.stats_page:render_statistics", Role.SUPERVISOR, icon=":material/bar_chart:"),
     AppPage("users", ("用户管理", "Users"), "review_app.users_page:render", Role.ADMIN, icon=":material/group:"),
 )
 
