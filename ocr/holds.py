@@ -36,6 +36,7 @@ __all__ = [
     "active_holds",
     "check_hold",
     "hold_minutes",
+    "minutes_from_env",
     "release_hold",
     "release_holds_of",
     "take_hold",
@@ -47,21 +48,29 @@ HOLD_MINUTES_ENV = "HUKA_HOLD_MIN"
 DEFAULT_HOLD_MINUTES = 10.0
 
 
-def hold_minutes() -> float:
-    """Return how long a hold lasts without renewal, in minutes: ``$HUKA_HOLD_MIN`` or 10."""
-    raw = os.environ.get(HOLD_MINUTES_ENV, "").strip()
+def minutes_from_env(variable: str, default: float) -> float:
+    """Return the number of minutes in environment variable ``variable``, or ``default`` when it is unset or empty.
+
+    Raises :class:`ConfigError` naming the variable when its value is not a number above 0.
+    """
+    raw = os.environ.get(variable, "").strip()
     if not raw:
-        return DEFAULT_HOLD_MINUTES
+        return default
     try:
         minutes = float(raw)
     except ValueError:
         minutes = 0.0
     if minutes <= 0:
         raise ConfigError(
-            f"环境变量 {HOLD_MINUTES_ENV}={raw!r} 无效：应为大于 0 的分钟数，例如 10。",
-            f"{HOLD_MINUTES_ENV}={raw!r} is invalid: give a number of minutes above 0, for example 10",
+            f"环境变量 {variable}={raw!r} 无效：应为大于 0 的分钟数，例如 {default:g}。",
+            f"{variable}={raw!r} is invalid: give a number of minutes above 0, for example {default:g}",
         )
     return minutes
+
+
+def hold_minutes() -> float:
+    """Return how long a hold lasts without renewal, in minutes: ``$HUKA_HOLD_MIN`` or 10."""
+    return minutes_from_env(HOLD_MINUTES_ENV, DEFAULT_HOLD_MINUTES)
 
 
 def _now() -> datetime:

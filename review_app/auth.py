@@ -12,7 +12,6 @@ disabled or given another role by an admin is affected at once.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import time
 from datetime import timedelta
@@ -20,8 +19,7 @@ from datetime import timedelta
 import streamlit as st
 
 from ocr.accounts import Account, SignInResult, SignInThrottle, get_user, sign_in
-from ocr.errors import ConfigError
-from ocr.holds import release_holds_of
+from ocr.holds import minutes_from_env, release_holds_of
 from ocr.store import Store
 from review_app.session import push_flash, tr
 
@@ -54,19 +52,7 @@ IDLE_CHECK_INTERVAL = timedelta(seconds=60)
 
 def session_timeout_minutes() -> float:
     """Return the idle time after which a session is signed out, in minutes: ``$HUKA_SESSION_TIMEOUT_MIN`` or 30."""
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT_MINUTES
-    try:
-        minutes = float(raw)
-    except ValueError:
-        minutes = 0.0
-    if minutes <= 0:
-        raise ConfigError(
-            f"环境变量 {TIMEOUT_ENV}={raw!r} 无效：应为大于 0 的分钟数，例如 30。",
-            f"{TIMEOUT_ENV}={raw!r} is invalid: give a number of minutes above 0, for example 30",
-        )
-    return minutes
+    return minutes_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT_MINUTES)
 
 
 @st.cache_resource(show_spinner=False)

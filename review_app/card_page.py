@@ -104,15 +104,20 @@ def _preset_reject(card: CardDetail) -> None:
     st.session_state[REJECT_NOTE_KEY] = tr("illegible_note", fields="、".join(illegible)) if illegible else ""
 
 
-def _review_keys(card: CardDetail, spec: CardTypeSpec) -> list[str]:
-    """Return the fields to show one by one: flagged now, or flagged when the reviewer opened the card.
+def _review_keys(card: CardDetail, spec: CardTypeSpec, corrected: set[str]) -> list[str]:
+    """Return the fields to show one by one with their crops: flagged now, flagged when the reviewer opened the card, or set by a person.
 
     A field stays in this list after its correction passes, so the reviewer still
-    sees what they changed.
+    sees what they changed. Fields answered in the field queue are here too, so
+    the approval starts from the values a person typed.
     """
     opened_id, opened_keys = st.session_state.get(OPENED_FLAGS_KEY, (card.id, ()))
     earlier = set(opened_keys) if opened_id == card.id else set()
-    return [key for key in card.fields if key in spec.keys and (card.fields[key].needs_review or key in earlier)]
+    return [
+        key
+        for key in card.fields
+        if key in spec.keys and (card.fields[key].needs_review or key in earlier or key in corrected)
+    ]
 
 
 def _form_keys(card: CardDetail, context: PageContext) -> list[str]:
@@ -410,7 +415,7 @@ def _render_reject(context: PageContext, card: CardDetail) -> None:
 
 def _render_editor(context: PageContext, card: CardDetail, spec: CardTypeSpec, scan: Image.Image | None) -> list[str]:
     """Show the form of all fields with save and approve; return the input keys that Alt+N and Alt+P visit."""
-    to_check = _review_keys(card, spec)
+    to_check = _review_keys(card, spec, _corrected_keys(context, card))
     others = [key for key in card.fields if key not in to_check and key in spec.keys]
     flagged_count = sum(1 for key in to_check if card.fields[key].needs_review)
 
@@ -445,7 +450,7 @@ def _render_held(context: PageContext, card: CardDetail, held: CardHeldError, sc
     spec = context.registry.card_types.get(card.card_type)
     # The form is gone, but its buttons' state still says whether this run was a save, approve or reject.
     if any(st.session_state.get(button) for button in ("save", "approve", "reject")):
-        log.warning("card %s: action refused, held by another reviewer", card.id)
+        log.warning("card %s: action rejected because another reviewer holds the card", card.id)
         st.error(held.message(lang()))
     st.warning(tr("held_by", name=held.hold.holder))
     if role_allows(context.user.role, Role.SUPERVISOR):

@@ -125,7 +125,7 @@ def _answer(context: PageContext, item: QueuedField, value: str) -> None:
             registry=context.registry,
         )
     except CardCaptureError as exc:
-        log.warning("card %s field %s: answer failed: %s", item.card.id, item.key, exc.message_en)
+        log.warning("card %s field %s: saving the answer failed: %s", item.card.id, item.key, exc.message_en)
         push_flash("error", exc.message(lang()))
         st.rerun()
     st.session_state[LAST_ANSWER_KEY] = LastAnswer(item.card.id, _labels(spec)[0], preview.value)

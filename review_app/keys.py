@@ -43,7 +43,7 @@ FOCUS_TIMEOUT_MS = 8000
 
 @dataclass(frozen=True)
 class Shortcut:
-    """What Alt+<code> does: click the button with widget key ``click``, or move the focus through ``cycle``.
+    """The action of Alt+<code>: a click on the button with widget key ``click``, or a focus move through ``cycle``.
 
     ``cycle`` lists input widget keys; ``step`` is +1 for the next one and -1 for the previous one.
     """

@@ -120,7 +120,7 @@ def open_queue() -> None:
 
 @dataclass(frozen=True)
 class PageContext:
-    """What every page function gets: the store, the card types and templates, and the signed-in user.
+    """The argument of every page function: the store, the card types and templates, and the signed-in user.
 
     ``user.name`` is the actor to record for every change the page makes.
     """

@@ -626,8 +626,8 @@ def test_card_page_shows_reasons_and_suggestions(review: ReviewStore) -> None:
     # Every field of the record is editable.
     assert app.text_input(key="field_surname").value == "SMITH"
     assert app.text_input(key="field_room_number").value == "1208"
-    assert app.button(key="save").label == "保存修改"
-    assert app.button(key="approve").label == "审核通过"
+    assert app.button(key="save").label == "保存修改（Enter）"
+    assert app.button(key="approve").label == "审核通过（Alt+A）"
     assert app.button(key="reject").label == "退回"
     assert "Alt+A 审核通过" in text
 
@@ -841,8 +841,8 @@ def test_english_switch_shows_english_labels(review: ReviewStore) -> None:
     text = _page_text(app)
     assert "**Document No.**" in text
     assert "证件号码" in text
-    assert app.button(key="save").label == "Save corrections"
-    assert app.button(key="approve").label == "Approve"
+    assert app.button(key="save").label == "Save corrections (Enter)"
+    assert app.button(key="approve").label == "Approve (Alt+A)"
     assert app.text_input(key="field_surname").label == "Surname · 英文姓"
     # The signed-in user survives the language switch.
     assert app.session_state["user"].name == REVIEWER
@@ -902,7 +902,7 @@ def test_supervisor_release_blocks_old_holder(shared_review: ReviewStore) -> Non
     assert not supervisor.exception, supervisor.exception
     assert "已解除卡片 1 的保留" in _texts(supervisor.info)
     assert active_holds(shared_review.store)[card_id].holder == SUPERVISOR
-    assert supervisor.button(key="save").label == "保存修改"
+    assert supervisor.button(key="save").label == "保存修改（Enter）"
 
     # The reviewer's next save is refused and names the new holder; nothing is written.
     reviewer.text_input(key="field_document_number").input("561234987")

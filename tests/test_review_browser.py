@@ -1,11 +1,16 @@
-"""Review app in headless Chromium: a reviewer corrects and approves a card through the browser.
+"""Review app in headless Chromium: a reviewer signs in and works through the field queue by keyboard alone.
 
-The test builds a store with one flagged card, then runs this file as a driver
-script in a subprocess. The driver starts ``python -m ocr review`` on
-127.0.0.1, drives Chromium with Playwright and stops the server again. When the
-test runs as root and ``unshare`` exists, the driver runs inside a new network
-namespace that has only loopback, so neither the server nor the browser can
-reach any other host. Screenshots go to ``test-artifacts/`` for a person to look at.
+The test builds a store with two flagged cards and adds a reviewer and an
+admin with ``python -m ocr user add --password-stdin``. It then runs this file
+as a driver script in a subprocess. The driver starts ``python -m ocr review``
+on 127.0.0.1, drives Chromium with Playwright (``page.keyboard`` only on the
+reviewer's path: sign-in, four fields, the approval) and stops the server
+again. A second browser context signs the admin in on the same server. When
+the test runs as root and ``unshare`` exists, the driver runs inside a new
+network namespace that has only loopback, so neither the server nor the
+browser can reach any other host. Screenshots of every page go to
+``test-artifacts/`` (git-ignored) for a person to look at, and the driver
+reports its timings, which docs/review-app.md quotes.
 
 Driver use: ``python tests/test_review_browser.py DB_URL DATA_DIR ARTIFACTS_DIR RESULT_JSON [--isolated]``.
 """
@@ -29,6 +34,8 @@ import psutil
 import pytest
 
 from models.card import CardStatus
+from ocr.holds import active_holds
+from ocr.review import ILLEGIBLE_CODE
 from test_review_app import make_review_store
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +57,18 @@ DRIVER_TIMEOUT_S = 240
 
 CORRECT_DOCUMENT_NUMBER = "561234987"
 CORRECT_DATE_OF_BIRTH = "1985-03-12"
+SUGGESTED_DOCUMENT_NUMBER = "S61234987"
 REVIEWER = "王芳"
+ADMIN = "孙管理"
+PASSWORD = "kaishi-2025"
+SCREENSHOTS = (
+    "review_01_sign_in",
+    "review_02_field_queue",
+    "review_03_card_view",
+    "review_04_front_desk",
+    "review_05_cards",
+    "review_06_users",
+)
 
 
 def _network_namespace_unavailable() -> str | None:
@@ -109,57 +127,115 @@ def _wait_until_idle(page) -> None:
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
 
 
+def _wait_for_focus(page, widget_key: str) -> None:
+    """Wait until the app's keyboard script has put the focus in input ``widget_key`` (see review_app/keys.py)."""
+    page.wait_for_function("key => document.body.dataset.hukaFocus === key", arg=widget_key)
+
+
+def _sign_in(page, name: str) -> None:
+    """Sign in with the keyboard alone: name, Tab, password, Enter."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", name="请登录")).to_be_visible()
+    page.get_by_role("textbox", name="用户名").focus()
+    page.keyboard.type(name)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+
+
+def _answer(page, keys: list[str], ready) -> float:
+    """Press ``keys`` (text to type, or key names such as "Enter" and "Alt+1"), then call ``ready()`` to wait.
+
+    Returns the seconds from the first key until ``ready`` returned: the
+    reviewer's time on the field plus the app's answer.
+    """
+    started = time.perf_counter()
+    for key in keys:
+        if key.startswith(("Alt+", "Enter", "Tab")):
+            page.keyboard.press(key)
+        else:
+            page.keyboard.type(key)
+    ready()
+    return time.perf_counter() - started
+
+
 def _review_in_browser(url: str, artifacts: Path) -> dict:
-    """Drive one review from the queue to the approved card; return the timings in seconds."""
+    """Sign in, answer four flagged fields and approve a card by keyboard; return the timings in seconds."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1100}, locale="zh-CN")
+            reviewer = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+            page = reviewer.new_page()
             page.set_default_timeout(STEP_TIMEOUT_MS)
             expect.set_options(timeout=STEP_TIMEOUT_MS)
 
             started = time.perf_counter()
             page.goto(url)
-            expect(page.get_by_role("heading", name="待审核队列")).to_be_visible()
-            loaded = time.perf_counter()
-
-            # Reviewer name, typed and committed with Enter.
-            name_input = page.get_by_role("textbox", name="审核人", exact=True)
-            name_input.click()
-            page.keyboard.type(REVIEWER)
-            page.keyboard.press("Enter")
-            expect(page.get_by_text("请先在左侧栏填写审核人姓名")).to_have_count(0)
+            expect(page.get_by_role("heading", name="请登录")).to_be_visible()
+            sign_in_shown = time.perf_counter()
             _wait_until_idle(page)
-            page.screenshot(path=str(artifacts / "review_01_queue.png"), full_page=True)
+            page.screenshot(path=str(artifacts / "review_01_sign_in.png"))
 
-            page.get_by_role("button", name="打开").first.click()
-            expect(page.get_by_role("heading", name="待核字段（2）")).to_be_visible()
+            _sign_in(page, REVIEWER)
+            # Worst first: the two invalid dates, then the two low-confidence document numbers.
+            _wait_for_focus(page, "answer_1_date_of_birth_1")
+            queue_shown = time.perf_counter()
+            page.screenshot(path=str(artifacts / "review_02_field_queue.png"))
+
+            per_field = [
+                _answer(page, [CORRECT_DATE_OF_BIRTH, "Enter"], lambda: _wait_for_focus(page, "answer_2_date_of_birth_1")),
+                _answer(page, [CORRECT_DATE_OF_BIRTH, "Enter"], lambda: _wait_for_focus(page, "answer_1_document_number_2")),
+            ]
+            # Alt+1 takes the candidate; card 1 has no flagged field left, so its card view opens.
+            per_field.append(
+                _answer(page, ["Alt+1"], lambda: expect(page.get_by_text("卡片 1 的待核字段已全部处理")).to_be_visible())
+            )
+            expect(page.get_by_role("heading", name="卡片 1", exact=True)).to_be_visible()
             _wait_until_idle(page)
-            page.screenshot(path=str(artifacts / "review_02_card.png"), full_page=True)
-
-            # Corrections typed with the keyboard over the suggested values.
-            for label, value in (("证件号码", CORRECT_DOCUMENT_NUMBER), ("出生日期", CORRECT_DATE_OF_BIRTH)):
-                field = page.get_by_role("textbox", name=label, exact=True)
-                field.click()
-                page.keyboard.press("Control+A")
-                page.keyboard.type(value)
-            page.get_by_role("button", name="保存修改").click()
-            expect(page.get_by_text("已保存卡片 1")).to_be_visible()
-            expect(page.get_by_role("heading", name="待核字段（0）")).to_be_visible()
+            # Streamlit scrolls inside its own container, so a tall window is what shows the whole record.
+            page.set_viewport_size({"width": 1440, "height": 2000})
             _wait_until_idle(page)
-            page.screenshot(path=str(artifacts / "review_03_saved.png"), full_page=True)
+            page.screenshot(path=str(artifacts / "review_03_card_view.png"))
+            page.set_viewport_size({"width": 1440, "height": 1000})
 
-            page.get_by_role("button", name="审核通过").click()
+            page.keyboard.press("Alt+A")
             expect(page.get_by_text("卡片 1 已审核通过")).to_be_visible()
             approved = time.perf_counter()
-            expect(page.get_by_text("批次 2025-05-01 中没有待审核的卡片")).to_be_visible()
+            # Back in the field queue, on card 2's number: Alt+X marks it illegible for the front desk.
+            _wait_for_focus(page, "answer_2_document_number_2")
+            per_field.append(
+                _answer(page, ["Alt+x"], lambda: expect(page.get_by_text("待退回前台（1 张）")).to_be_visible())
+            )
             _wait_until_idle(page)
-            page.screenshot(path=str(artifacts / "review_04_approved.png"), full_page=True)
+            page.screenshot(path=str(artifacts / "review_04_front_desk.png"), full_page=True)
+
+            # A second person, an admin, on the same server: the card list and the users page.
+            admin = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+            admin_page = admin.new_page()
+            admin_page.set_default_timeout(STEP_TIMEOUT_MS)
+            admin_page.goto(url)
+            _sign_in(admin_page, ADMIN)
+            expect(admin_page.get_by_role("heading", name="字段队列")).to_be_visible()
+            admin_page.get_by_role("link", name="卡片", exact=True).click()
+            expect(admin_page.get_by_role("heading", name="待审核卡片")).to_be_visible()
+            _wait_until_idle(admin_page)
+            admin_page.screenshot(path=str(artifacts / "review_05_cards.png"), full_page=True)
+            admin_page.get_by_role("link", name="用户管理").click()
+            expect(admin_page.get_by_role("heading", name="用户管理")).to_be_visible()
+            _wait_until_idle(admin_page)
+            admin_page.screenshot(path=str(artifacts / "review_06_users.png"), full_page=True)
         finally:
             browser.close()
-    return {"load_s": loaded - started, "load_to_approve_s": approved - started}
+    return {
+        "sign_in_shown_s": sign_in_shown - started,
+        "sign_in_to_first_field_s": queue_shown - sign_in_shown,
+        "first_field_to_approved_s": approved - queue_shown,
+        "load_to_approved_s": approved - started,
+        "per_field_s": per_field,
+    }
 
 
 def run_driver(db_url: str, data_dir: str, artifacts: Path, result_file: Path, isolated: bool) -> None:
@@ -202,12 +278,24 @@ def _processes_using(marker: str) -> list[psutil.Process]:
             continue
     return found
 
+def _add_user(review, name: str, role: str) -> None:
+    """Add an account through the command line, with the password on stdin as a script would."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ocr", "user", "add", name, "--role", role, "--password-stdin",
+         "--db", review.db_url, "--data-dir", str(review.data_dir)],
+        input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.browser
 def test_review_in_browser(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing; install the Debian package chromium")
-    review = make_review_store(tmp_path, cards=1)
-    card_id = review.card_ids[0]
+    review = make_review_store(tmp_path, cards=2)
+    first, second = review.card_ids
+    _add_user(review, REVIEWER, "reviewer")
+    _add_user(review, ADMIN, "admin")
     result_file = tmp_path / "result.json"
     command = [
         sys.executable,
@@ -225,27 +313,44 @@ def test_review_in_browser(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert driver.returncode == 0, f"browser driver failed:\n{driver.stdout}\n{driver.stderr}"
     result = json.loads(result_file.read_text(encoding="utf-8"))
 
-    card = review.store.get_card(card_id)
+    card = review.store.get_card(first)
     assert card.status == CardStatus.APPROVED
     assert card.fields["document_number"].value == CORRECT_DOCUMENT_NUMBER
     assert card.fields["date_of_birth"].value == CORRECT_DATE_OF_BIRTH
-    events = review.store.audit_events(card_id)
+    events = review.store.audit_events(first)
     corrections = {e.field_key: e for e in events if e.action == "correct"}
     assert corrections["document_number"].actor == REVIEWER
-    assert corrections["document_number"].old_value == "S61234987"
+    assert corrections["document_number"].old_value == SUGGESTED_DOCUMENT_NUMBER
+    assert corrections["date_of_birth"].actor == REVIEWER
     assert corrections["date_of_birth"].new_value == CORRECT_DATE_OF_BIRTH
-    assert [e.actor for e in events if e.action == "status"][-1] == REVIEWER
+    status_events = [e for e in events if e.action == "status"]
+    assert status_events[-1].new_value == CardStatus.APPROVED
+    assert status_events[-1].actor == REVIEWER
 
-    for name in ("review_01_queue", "review_02_card", "review_03_saved", "review_04_approved"):
+    other = review.store.get_card(second)
+    assert other.status == CardStatus.NEEDS_REVIEW
+    assert other.fields["date_of_birth"].value == CORRECT_DATE_OF_BIRTH
+    assert other.fields["document_number"].reason_codes[0] == ILLEGIBLE_CODE
+    marks = [e for e in review.store.audit_events(second) if e.action == "illegible"]
+    assert [(e.actor, e.field_key) for e in marks] == [(REVIEWER, "document_number")]
+    assert active_holds(review.store) == {}, "a hold outlived the reviewer's work"
+
+    for name in SCREENSHOTS:
         assert (ARTIFACTS_DIR / f"{name}.png").stat().st_size > 10_000
     assert not _processes_using(str(review.data_dir)), "the review server is still running"
+    assert len(result["per_field_s"]) == 4
 
     with capsys.disabled():
         where = "in a network namespace without network" if isolated else "with the host network"
+        fields = ", ".join(f"{seconds:.2f}" for seconds in result["per_field_s"])
         print(
-            f"\nreview in browser ({where}): page shown after {result['load_s']:.2f} s, "
-            f"card approved {result['load_to_approve_s']:.2f} s after page load started"
+            f"\nreview in browser ({where}): sign-in page after {result['sign_in_shown_s']:.2f} s, "
+            f"first field {result['sign_in_to_first_field_s']:.2f} s after sign-in, "
+            f"card approved {result['load_to_approved_s']:.2f} s after page load started "
+            f"({result['first_field_to_approved_s']:.2f} s after the first field showed); "
+            f"per field answer to next field: {fields} s"
         )
+
 
 @pytest.mark.netns
 def test_network_namespace_has_no_route() -> None:
