@@ -10,7 +10,7 @@ import pytest
 
 from card_builders import REGISTRY
 from models.card import CardStatus
-from ocr.review import approve_card, correct_fields, reject_card
+from ocr.review import approve_card, correct_fields, mark_illegible, reject_card
 from ocr.stats import FieldCorrections, ReviewerDay, statistics, totals
 from ocr.store import Store
 from ocr.transmit.config import Config
@@ -124,3 +124,15 @@ def test_statuses_after_review(filler: CardFiller) -> None:
     assert filler.store.get_card(ids["flagged"]).status == CardStatus.APPROVED
     assert filler.store.get_card(ids["second"]).status == CardStatus.REJECTED
     assert filler.store.get_card(ids["clean"]).status == CardStatus.AUTO_ACCEPTED
+
+
+def test_illegible_field_counts_for_reviewer(filler: CardFiller) -> None:
+    card_id = filler.add("card_01_foreign_printed")
+    mark_illegible(filler.store, card_id, ["room_number"], actor="王芳", expected_version=1)
+    today = _today()
+    stats = statistics(filler.store, today - timedelta(days=1), today + timedelta(days=1), ZONE)
+
+    [entry] = stats.reviewer_days
+    assert (entry.reviewer, entry.illegible, entry.corrected, entry.confirmed) == ("王芳", 1, 0, 0)
+    assert totals(stats)["automated"] == FOREIGN_FIELDS - 1
+    assert stats.corrections_per_field == []
