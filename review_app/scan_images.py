@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from models.card import FieldResult, PixelBox
+from ocr.crypto import read_stored_file
 from ocr.review import ILLEGIBLE_CODE
 
 __all__ = [
@@ -23,7 +24,6 @@ __all__ = [
     "FieldState",
     "OverlayBox",
     "crop_field",
-    "draw_field_boxes",
     "draw_state_boxes",
     "field_state",
     "load_scan",
@@ -57,12 +57,16 @@ CROP_MARGIN_PX = 12
 
 
 def load_scan(path: str | Path) -> Image.Image | None:
-    """Return the scan at ``path`` as an RGB image, or None when the file is missing."""
+    """Return the scan at ``path`` as an RGB image, or None when the file is missing.
+
+    Raises :class:`ocr.crypto.EncryptionError` when the scan is encrypted and the key is missing or wrong.
+    """
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
+        data = read_stored_file(path)
     except FileNotFoundError:
         return None
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
 
 
 def _clamp_box(box: PixelBox, width: int, height: int, margin: int = 0) -> PixelBox | None:
@@ -73,23 +77,6 @@ def _clamp_box(box: PixelBox, width: int, height: int, margin: int = 0) -> Pixel
     if x1 <= x0 or y1 <= y0:
         return None
     return x0, y0, x1, y1
-
-
-def draw_field_boxes(image: Image.Image, fields: Iterable[FieldResult]) -> Image.Image:
-    """Return a copy of ``image`` with each field's box drawn: red when it needs review, green otherwise."""
-    annotated = image.copy()
-    draw = ImageDraw.Draw(annotated)
-    # About 3 px on a 1400 px wide scan, and never thinner than 2 px.
-    line_width = max(2, annotated.width // 450)
-    for field in fields:
-        if field.box is None:
-            continue
-        box = _clamp_box(field.box, annotated.width, annotated.height)
-        if box is None:
-            continue
-        color = FLAGGED_COLOR if field.needs_review else OK_COLOR
-        draw.rectangle(box, outline=color, width=line_width)
-    return annotated
 
 
 def crop_field(image: Image.Image, box: PixelBox | None, margin: int = CROP_MARGIN_PX) -> Image.Image | None:
