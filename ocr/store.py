@@ -41,6 +41,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from models.batch import AuditEvent, BatchSummary, CardDetail, CardSummary
 from models.card import CardStatus, Extraction, FieldResult
+from ocr.crypto import EncryptedJSON, EncryptedText, check_store_key, encrypt_file_bytes, encryption_enabled
 from ocr.errors import StaleVersionError, StoreError
 from ocr.migrations import upgrade as upgrade_schema
 
@@ -101,7 +102,8 @@ class ScanRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # "<sha256 of the file>:<page>": the same file scanned twice has the same key.
     content_key: Mapped[str] = mapped_column(String(80), unique=True)
-    source: Mapped[str] = mapped_column(Text)
+    # Personal columns are EncryptedText or EncryptedJSON: encrypted while $HUKA_ENCRYPTION_KEY is set (ocr.crypto).
+    source: Mapped[str] = mapped_column(EncryptedText)
     page: Mapped[int] = mapped_column(Integer)
     image_path: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
@@ -118,7 +120,7 @@ class CardRow(Base):
     status: Mapped[str] = mapped_column(String(32), index=True)
     rotation_deg: Mapped[float] = mapped_column(Float, default=0.0)
     straight_image_path: Mapped[str] = mapped_column(Text)
-    full_text: Mapped[str] = mapped_column(Text, default="")
+    full_text: Mapped[str] = mapped_column(EncryptedText, default="")
     card_reasons: Mapped[list] = mapped_column(JSON, default=list)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
@@ -137,15 +139,15 @@ class FieldRow(Base):
     card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     key: Mapped[str] = mapped_column(String(64))
-    raw_text: Mapped[str] = mapped_column(Text, default="")
-    value: Mapped[str] = mapped_column(Text, default="")
+    raw_text: Mapped[str] = mapped_column(EncryptedText, default="")
+    value: Mapped[str] = mapped_column(EncryptedText, default="")
     confidence: Mapped[float] = mapped_column(Float, default=0.0)
     engine: Mapped[str] = mapped_column(String(32), default="")
     box: Mapped[list | None] = mapped_column(JSON, nullable=True)
     needs_review: Mapped[bool] = mapped_column(Boolean, default=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     reason_codes: Mapped[list] = mapped_column(JSON, default=list)
-    candidates: Mapped[list] = mapped_column(JSON, default=list)
+    candidates: Mapped[list] = mapped_column(EncryptedJSON, default=list)
 
     card: Mapped[CardRow] = relationship(back_populates="fields")
 
@@ -174,8 +176,8 @@ class AuditRow(Base):
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(40))
     field_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    old_value: Mapped[str | None] = mapped_column(Text, nullable=True)
-    new_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    old_value: Mapped[str | None] = mapped_column(EncryptedText, nullable=True)
+    new_value: Mapped[str | None] = mapped_column(EncryptedText, nullable=True)
     # The hash chain (see ocr.audit), written by a flush hook for every new event.
     value_salt: Mapped[str | None] = mapped_column(String(32), nullable=True)
     value_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -204,7 +206,7 @@ class OutboxRow(Base):
     state: Mapped[str] = mapped_column(String(16), index=True, default="pending")
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("transmit_batches.id"), nullable=True, index=True)
     # The record as sent (field values and derived columns), written when the entry is batched.
-    record: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    record: Mapped[dict | None] = mapped_column(EncryptedJSON, nullable=True)
     queued_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
@@ -313,6 +315,16 @@ def _was_transmitted(session: Session, card_id: int) -> bool:
     )
 
 
+class EncryptionKeyCheckRow(Base):
+    """The check value of the key the store was first encrypted with (see ocr.crypto); absent while unencrypted."""
+
+    __tablename__ = "encryption_key_check"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_check: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+
+
 def _enable_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -382,8 +394,10 @@ class Store:
                 "请检查路径或服务器是否可用。",
                 f"cannot open database: {exc.orig}",
             ) from exc
+        # A store encrypted once needs its key from then on; stop here rather than fail on the first value.
+        check_store_key(self.engine, EncryptionKeyCheckRow.__table__)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        log.debug("store opened dialect=%s", self.engine.dialect.name)
+        log.debug("store opened dialect=%s encrypted=%s", self.engine.dialect.name, encryption_enabled())
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -419,7 +433,7 @@ class Store:
         path = self.image_dir / name
         tmp = path.with_suffix(path.suffix + ".tmp")
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
-            handle.write(data)
+            handle.write(encrypt_file_bytes(data))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

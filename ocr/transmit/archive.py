@@ -5,7 +5,9 @@ Layout: ``<archive>/<arrival date>/<category>/card_<id>/`` with
 acknowledged record (the first send and each correction), so the folder of a
 day contains that day's cards sorted into 外宾, 港澳台, 团签 and 境内旅客 (domestic
 guests). Each card's folder is kept ``retention_days`` after its first
-archiving; ``transmit --purge-expired`` then deletes it.
+archiving; ``transmit --purge-expired`` then deletes it. While
+``$HUKA_ENCRYPTION_KEY`` is set the files are encrypted, and
+``python -m ocr.crypto decrypt FILE OUT`` writes one back in plain.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from ocr.crypto import encrypt_file_bytes, read_stored_file
 from ocr.store import ArchiveRow, CardRow, OutboxRow, Store, TransmitBatchRow, _now
 from ocr.transmit.batches import write_atomically
 from ocr.transmit.config import Config
@@ -49,7 +52,8 @@ def _copy_image(source: str, target: Path) -> None:
     if target.exists():
         return
     try:
-        write_atomically(target, Path(source).read_bytes())
+        # Re-encrypted under the current key setting, like the record files beside it.
+        write_atomically(target, encrypt_file_bytes(read_stored_file(source)))
     except FileNotFoundError:
         log.warning("archive: scan image missing for %s", target.parent.name)
 
@@ -96,7 +100,8 @@ def archive_acknowledged(store: Store, config: Config, data_dir: Path) -> int:
                     "receipt": batch.receipt,
                 },
             }
-            write_atomically(record_file, json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8"))
+            text = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+            write_atomically(record_file, encrypt_file_bytes(text))
             if archived is None:
                 now = _now()
                 session.add(

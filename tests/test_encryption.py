@@ -1,0 +1,271 @@
+"""Encryption at rest on SQLite and PostgreSQL: the raw database and files hide personal values, the app reads them.
+
+Cards are built from sample truth values with a distinctive name and passport
+number, stored, approved and sent through the folder adapter (which archives
+them), all with ``$HUKA_ENCRYPTION_KEY`` set. The tests then read the raw
+bytes of the database and the files, read everything back through the store,
+the review app's image loader, export and the archive, and open the store
+without the key and with another key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from ocr.audit import verify_chain
+from ocr.crypto import FILE_MAGIC, KEY_ENV, EncryptionError, generate_key, read_stored_file
+from ocr.errors import ExitCode
+from ocr.export import export_batch
+from ocr.store import Store
+from ocr.transmit.config import load_config
+from ocr.transmit.runner import run_transmit
+from review_app.scan_images import load_scan
+from test_transmit_support import REGISTRY, Cards, build_extraction, foreign_values, sample_png, write_config
+
+DAY = "2025-12-15"
+SURNAME = "ZYWIECKA"
+PASSPORT = "E98765432"
+SOURCE_NAME = "QUORLEVANT"
+COMMAND_TIMEOUT_S = 60
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class Encrypted:
+    """A store written with a key, and what was put into it."""
+
+    def __init__(self, store: Store, key: str, tmp_path: Path, card_id: int) -> None:
+        self.store = store
+        self.key = key
+        self.tmp_path = tmp_path
+        self.card_id = card_id
+        self.url = store.engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture()
+def encrypted(store_url, tmp_path, monkeypatch, caplog) -> Encrypted:
+    key = generate_key()
+    monkeypatch.setenv(KEY_ENV, key)
+    caplog.set_level(logging.DEBUG)
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+    cards = Cards(store, sample_png())
+    values = foreign_values("0020001", DAY, surname=SURNAME, document_number=PASSPORT)
+    card_id = cards.add(values)
+    # A clerk may name the scan after the guest, so the source column is personal too.
+    source = f"/scans/{SOURCE_NAME} front desk.jpg"
+    store.add_card(
+        batch=DAY,
+        content_key=f"{'f' * 64}:1",
+        extraction=build_extraction("foreign_guest", foreign_values("0020009", DAY), source),
+        original_png=cards.png,
+        straight_png=cards.png,
+    )
+    config = load_config(write_config(tmp_path / "hukacapture.toml", adapter="folder", folder=tmp_path / "drop"))
+    report = run_transmit(store, config, registry=REGISTRY)
+    assert report.acknowledged
+    built = Encrypted(store, key, tmp_path, card_id)
+    yield built
+    store.close()
+
+
+def raw_database_text(store: Store) -> str:
+    """Return every row of every table as the database stores it, with no decryption."""
+    if store.engine.dialect.name == "sqlite":
+        database = Path(store.engine.url.database)
+        parts = [path.read_bytes() for path in (database, Path(f"{database}-wal")) if path.exists()]
+        return b"".join(parts).decode("utf-8", errors="replace")
+    lines = []
+    with store.engine.connect() as connection:
+        for table in inspect(connection).get_table_names():
+            lines += connection.execute(text(f'SELECT t::text FROM "{table}" t')).scalars().all()
+    return "\n".join(lines)
+
+
+def stored_files(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file()]
+
+
+def test_database_hides_personal_values(encrypted):
+    raw = raw_database_text(encrypted.store)
+
+    assert "enc1:" in raw
+    assert SURNAME not in raw
+    assert PASSPORT not in raw
+    assert SOURCE_NAME not in raw
+
+
+def test_store_reads_values_back(encrypted):
+    card = encrypted.store.get_card(encrypted.card_id)
+    events = encrypted.store.audit_events(encrypted.card_id)
+
+    assert card.fields["surname"].value == SURNAME
+    assert card.fields["document_number"].value == PASSPORT
+    assert card.fields["document_number"].raw_text == PASSPORT
+    assert any(event.new_value == PASSPORT for event in events)
+    assert any(event.new_value == "approved" for event in events)
+
+
+def test_scan_images_encrypted(encrypted):
+    card = encrypted.store.get_card(encrypted.card_id)
+    images = stored_files(encrypted.store.image_dir)
+
+    assert len(images) == 4
+    for path in images:
+        assert path.read_bytes().startswith(FILE_MAGIC)
+    scan = load_scan(card.straight_image)
+    assert scan is not None
+    assert scan.size == (1240, 874)
+
+
+def test_archive_encrypted_and_readable(encrypted):
+    archive = encrypted.tmp_path / "archive"
+    files = stored_files(archive)
+    records = [path for path in files if path.name.startswith("record_")]
+
+    # Transmission approved the second, auto-accepted card too: two cards of three files.
+    assert len(files) == 6
+    for path in files:
+        content = path.read_bytes()
+        assert content.startswith(FILE_MAGIC)
+        assert SURNAME.encode() not in content
+    assert any(SURNAME in read_stored_file(record).decode("utf-8") for record in records)
+    assert read_stored_file(archive.rglob("original.png").__next__()).startswith(PNG_MAGIC)
+
+
+def test_export_reads_plain_values(encrypted):
+    # The card was sent, so it is approved; export writes plain values for the office.
+    files = export_batch(encrypted.store, DAY, "csv", encrypted.tmp_path / "export", actor="clerk", registry=REGISTRY)
+
+    content = files[0].read_text(encoding="utf-8-sig")
+    assert SURNAME in content
+    assert PASSPORT in content
+
+
+def test_audit_chain_verifies_encrypted(encrypted):
+    report = verify_chain(encrypted.store)
+
+    assert report.intact, report.reason_en
+    assert report.events > 20
+
+
+def test_key_never_logged(encrypted, caplog):
+    encrypted.store.get_card(encrypted.card_id)
+
+    # The fixture wrote the store, so most records are from the setup phase.
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    assert len(records) > 5
+    assert not any(encrypted.key in record.getMessage() for record in records)
+
+
+def test_missing_key_stops_open(encrypted, monkeypatch):
+    monkeypatch.delenv(KEY_ENV)
+
+    with pytest.raises(EncryptionError) as error:
+        Store(url=encrypted.url, data_dir=encrypted.tmp_path / "data")
+
+    assert KEY_ENV in error.value.message_zh
+    assert "已加密" in error.value.message_zh
+
+
+def test_wrong_key_stops_open(encrypted, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, generate_key())
+
+    with pytest.raises(EncryptionError) as error:
+        Store(url=encrypted.url, data_dir=encrypted.tmp_path / "data")
+
+    assert "不是此数据库加密所用的密钥" in error.value.message_zh
+
+
+def test_wrong_key_on_scan_is_clear(encrypted, monkeypatch):
+    card = encrypted.store.get_card(encrypted.card_id)
+    monkeypatch.setenv(KEY_ENV, generate_key())
+
+    with pytest.raises(EncryptionError) as error:
+        load_scan(card.straight_image)
+
+    assert "无法解密" in error.value.message_zh
+
+
+def test_invalid_key_format(monkeypatch, tmp_path):
+    monkeypatch.setenv(KEY_ENV, "not-a-key")
+
+    with pytest.raises(EncryptionError) as error:
+        Store(data_dir=tmp_path / "data")
+
+    assert "genkey" in error.value.message_zh
+
+
+def test_plain_values_readable_after_key_set(store_url, tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+    cards = Cards(store, sample_png())
+    plain_id = cards.add(foreign_values("0020002", DAY, surname="PLAINWRITE"), approve=False)
+    store.close()
+
+    monkeypatch.setenv(KEY_ENV, generate_key())
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+    cards = Cards(store, sample_png())
+    encrypted_id = cards.add(foreign_values("0020003", DAY, surname=SURNAME), approve=False)
+    raw = raw_database_text(store)
+    plain = store.get_card(plain_id)
+    sealed = store.get_card(encrypted_id)
+    store.close()
+
+    assert plain.fields["surname"].value == "PLAINWRITE"
+    assert sealed.fields["surname"].value == SURNAME
+    assert "PLAINWRITE" in raw
+    assert SURNAME not in raw
+
+
+def run_cli(args: list[str], env_changes: dict[str, str | None]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("HUKA_DATA_DIR", "HUKA_DB_URL", "HUKA_LANG", KEY_ENV)}
+    env.update({k: v for k, v in env_changes.items() if v is not None})
+    return subprocess.run(
+        [sys.executable, "-m", "ocr", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=COMMAND_TIMEOUT_S,
+    )
+
+
+def test_cli_without_key_is_clear(encrypted):
+    store_args = ["--db", encrypted.url, "--data-dir", str(encrypted.tmp_path / "data")]
+
+    without = run_cli(["audit", "verify", *store_args], {})
+    wrong = run_cli(["audit", "verify", *store_args], {KEY_ENV: generate_key()})
+    right = run_cli(["audit", "verify", *store_args], {KEY_ENV: encrypted.key})
+
+    assert without.returncode == ExitCode.CONFIG_INVALID, without.stderr
+    assert KEY_ENV in without.stderr
+    assert "Traceback" not in without.stderr
+    assert wrong.returncode == ExitCode.CONFIG_INVALID, wrong.stderr
+    assert "密钥" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    assert right.returncode == 0, right.stderr
+    assert encrypted.key not in right.stdout + right.stderr
+
+
+def test_crypto_decrypt_command(encrypted, tmp_path):
+    record = encrypted.tmp_path / "archive" / DAY / "外宾" / f"card_{encrypted.card_id}"
+    record = next(record.glob("record_*.json"))
+    out = tmp_path / "plain.json"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ocr.crypto", "decrypt", str(record), str(out)],
+        env=dict(os.environ, **{KEY_ENV: encrypted.key}),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert SURNAME in out.read_text(encoding="utf-8")
+    assert out.stat().st_mode & 0o777 == 0o600
