@@ -269,3 +269,25 @@ def test_crypto_decrypt_command(encrypted, tmp_path):
     assert result.returncode == 0, result.stderr
     assert SURNAME in out.read_text(encoding="utf-8")
     assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_data_files_owner_only(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    previous = os.umask(0o022)
+    try:
+        store = Store(data_dir=tmp_path / "data")
+        Cards(store, sample_png()).add(foreign_values("0020004", DAY))
+        database = Path(store.engine.url.database)
+        # The WAL file exists while a connection is open, so the modes are read before closing.
+        written = [database, Path(f"{database}-wal"), *stored_files(store.image_dir)]
+        file_modes = {path: path.stat().st_mode & 0o777 for path in written}
+        folder_modes = {folder: folder.stat().st_mode & 0o777 for folder in (store.data_dir, store.image_dir)}
+        store.close()
+    finally:
+        os.umask(previous)
+
+    assert len(file_modes) == 4
+    for path, mode in file_modes.items():
+        assert mode & 0o077 == 0, (path, oct(mode))
+    for folder, mode in folder_modes.items():
+        assert mode == 0o700, (folder, oct(mode))
