@@ -269,3 +269,12 @@ def test_review_app_installs_masking(tmp_path, monkeypatch):
         logging.setLogRecordFactory(previous)
 
     assert installed
+
+
+def test_oldest_value_forgotten_at_limit(monkeypatch):
+    known = logmask._KnownValues(limit=2)
+    monkeypatch.setattr(logmask, "_known", known)
+
+    remember_values(["ALPHAVALUE SHARED", "BRAVOVALUE SHARED", "王小明"])
+
+    assert mask_text("ALPHAVALUE BRAVOVALUE SHARED 王小明") == f"ALPHAVALUE {MASK} {MASK} {MASK}"
