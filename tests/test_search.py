@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ from ocr.search import (
     search_cards,
     search_log,
 )
+from ocr.arrivals import arrivals_report
 from ocr.store import Store
+from ocr.transmit.config import Config
 from test_arrivals import CardFiller
 
 REVIEWER = "王芳"
@@ -159,3 +162,29 @@ def test_digest_key_from_environment(filler: CardFiller, monkeypatch: pytest.Mon
 )
 def test_mask_query(kind: str, query: str, masked: str) -> None:
     assert mask_query(SearchKind(kind), query) == masked
+
+
+def test_search_over_encrypted_values(
+    tmp_path: Path, new_store_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+
+    from ocr.crypto import KEY_ENV, generate_key
+
+    monkeypatch.setenv(KEY_ENV, generate_key())
+    store = Store(url=new_store_url("encrypted"), data_dir=tmp_path / "encrypted")
+    filler = CardFiller(store)
+    card_id = filler.add("card_01_foreign_printed")
+    with store.session() as session:
+        stored = session.execute(
+            text("SELECT value FROM fields WHERE card_id = :card AND key = 'surname'"), {"card": card_id}
+        ).scalar_one()
+    assert stored.startswith("enc1:")
+
+    assert [hit.card_id for hit in search_cards(store, "name", "tanaka kenji", actor=REVIEWER).hits] == [card_id]
+    assert [hit.card_id for hit in search_cards(store, "room", "B1632", actor=REVIEWER).hits] == [card_id]
+    # The overview reads the same column: the serial and the arrival date come back decrypted.
+    [day] = arrivals_report(store, Config(), date(2025, 12, 15), date(2025, 12, 15)).days
+    assert day.scanned == 1
+    assert day.serials.first == "0038565"
+    store.close()
