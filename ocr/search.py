@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped, joinedload, mapped_column, selectinload
 from models.batch import CardDetail
 from models.card import CardStatus
 from models.card_type import FieldKind
+from ocr.crypto import KEY_ENV as ENCRYPTION_KEY_ENV
 from ocr.errors import CardCaptureError, ExitCode
 from ocr.normalize import normalize_value, to_half_width
 from ocr.store import Base, CardRow, FieldRow, Store, _detail, _now
@@ -51,16 +52,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The HMAC key of logged queries: this variable, else a random key kept in the data folder.
+# The HMAC key of logged queries; see _log_key for the keys used when it is not set.
 SEARCH_LOG_KEY_ENV = "HUKA_SEARCH_LOG_KEY"
 KEY_FILE_NAME = "search-log.key"
 
-# Results returned per search; the result says when more cards matched.
+# Results returned per search; SearchResult.total counts every card that matched.
 MAX_HITS = 200
 
 
 class SearchKind(StrEnum):
-    """What the query text is compared with."""
+    """Field group that the query text is compared with."""
 
     NAME = "name"
     DOCUMENT = "document"
@@ -213,23 +214,35 @@ def mask_query(kind: SearchKind, query: str) -> str:
 
 
 def _log_key(store: Store) -> bytes:
-    """Return the HMAC key: ``$HUKA_SEARCH_LOG_KEY``, else the data folder's key file, made on first use."""
-    configured = os.environ.get(SEARCH_LOG_KEY_ENV)
+    """Return the HMAC key of logged queries.
+
+    The key is ``$HUKA_SEARCH_LOG_KEY``. Without it, the key is derived from
+    ``$HUKA_ENCRYPTION_KEY``, because every server of an encrypted store shares
+    that. Without either, it is a random key kept in the data folder, made on first use.
+    """
+    configured = os.environ.get(SEARCH_LOG_KEY_ENV, "").strip()
     if configured:
         return configured.encode("utf-8")
+    encryption_key = os.environ.get(ENCRYPTION_KEY_ENV, "").strip()
+    if encryption_key:
+        return hmac.new(encryption_key.encode("utf-8"), b"hukacapture search log", hashlib.sha256).digest()
     path = Path(store.data_dir) / KEY_FILE_NAME
     if not path.exists():
-        # O_EXCL: when two processes make the key at once, the second one reads the first one's file.
+        # The key is written in full under a temporary name and linked into place, which fails
+        # if another process made the file first: then both use that process's key.
+        temporary = path.with_name(f"{KEY_FILE_NAME}.{secrets.token_hex(8)}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(descriptor, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_hex(32))
         try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(temporary, path)
+            log.info("search log key created in data folder")
         except FileExistsError:
             pass
-        else:
-            with open(descriptor, "w", encoding="ascii") as handle:
-                handle.write(secrets.token_hex(32))
-            log.info("search log key created in data folder")
-    # NOTE: servers that share one PostgreSQL store but not a data folder each make their own key,
-    # so their hashes differ; set $HUKA_SEARCH_LOG_KEY to the same value on every server.
+        finally:
+            temporary.unlink()
+    # NOTE: servers that share one PostgreSQL store but neither a data folder nor an encryption key
+    # each make their own key, so their hashes differ. Set $HUKA_SEARCH_LOG_KEY the same on every server.
     return path.read_text(encoding="ascii").strip().encode("ascii")
 
 
@@ -296,8 +309,8 @@ def search_cards(store: Store, kind: SearchKind | str, query: str, *, actor: str
     """Return the cards whose name, document number, room or arrival date matches ``query``, and log the search.
 
     Names match when every word of the query occurs in the guest's names,
-    ignoring case, width and spaces; document numbers match on any part of at
-    least 4 characters; rooms and dates match exactly. Raises
+    ignoring case, width and spaces. Document numbers match on any part of at
+    least 4 characters, and rooms and dates match exactly. Raises
     :class:`SearchError` for a query that is too short or not a date; such a
     query is not run and not logged.
     """
