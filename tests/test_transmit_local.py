@@ -255,7 +255,10 @@ def test_status_exits_zero_when_nothing_due(tmp_path: Path, cards: Cards):
 def test_review_app_deadline_panel(tmp_path: Path, cards: Cards, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
+    from ocr.accounts import Role, add_user
+
     overdue = cards.add(foreign_values("0012345", "2025-12-01"))
+    add_user(cards.store, "王芳", Role.REVIEWER, "kaishi-2025")
     monkeypatch.setenv("HUKA_DB_URL", cards.store.url)
     monkeypatch.setenv("HUKA_DATA_DIR", str(cards.store.data_dir))
     monkeypatch.delenv("HUKA_CONFIG", raising=False)
@@ -263,6 +266,9 @@ def test_review_app_deadline_panel(tmp_path: Path, cards: Cards, monkeypatch):
 
     app = AppTest.from_file(str(PROJECT_ROOT / "review_app" / "app.py"), default_timeout=60)
     app.run()
+    app.text_input(key="sign_in_name").input("王芳")
+    app.text_input(key="sign_in_password").input("kaishi-2025")
+    app.button(key="sign_in").click().run()
 
     assert not app.exception, app.exception
     errors = "\n".join(str(element.value) for element in app.sidebar.error)
