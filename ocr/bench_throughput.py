@@ -7,7 +7,7 @@ run in a fresh process so that no engine or cache carries over. It measures:
 
 - wall seconds and cards per second;
 - CPU seconds per card over every process of the run (the run process and its
-  pool), which a shared or loaded machine changes far less than wall time;
+  pool). A shared or loaded machine changes them far less than wall time.
   ``cards per CPU-second`` is the per-core throughput;
 - peak resident memory of each OCR process (``ru_maxrss``: the run process for
   one worker, the largest pool process otherwise) and of the run process.

@@ -3,8 +3,8 @@
 Each pool process loads its own engine and card-type registry once, then runs
 :func:`ocr.pipeline.process_page` on the pages it is sent. The calling process
 reads the files, sends pages to the pool and gets the results back in input
-order, so it alone writes the store (SQLite allows one writer at a time) and a
-run gives the same cards as a one-process run.
+order. It alone writes the store, because SQLite allows one writer at a time,
+and a run gives the same cards as a one-process run.
 
 The pool processes are started with ``spawn``, not ``fork``, so no process
 inherits the threads of an engine the parent may have loaded.

@@ -2,8 +2,8 @@
 
 The task queue is procrastinate (a maintained PostgreSQL-backed job queue).
 A multi-station set-up has PostgreSQL as its shared store already, so the queue
-needs no broker server of its own: a worker claims a job with ``SELECT … FOR
-UPDATE SKIP LOCKED``, so every job goes to one worker, and it writes a
+needs no broker server of its own. A worker claims a job with ``SELECT … FOR
+UPDATE SKIP LOCKED``, so every job goes to one worker. Each worker writes a
 heartbeat every few seconds. A job of a worker whose heartbeat stopped (the
 process was killed, the machine lost power) is "stalled"; every worker looks
 for stalled jobs every ``stall_timeout`` seconds and puts them back in the
@@ -70,7 +70,7 @@ _SEARCH_PATH = re.compile(r"-c\s*search_path=(\S+)")
 
 @dataclass(frozen=True)
 class QueueSettings:
-    """Where the queue lives: a libpq connection string, its PostgreSQL options and the queue schema."""
+    """Connection of the queue: a libpq connection string, its PostgreSQL options and the queue schema."""
 
     conninfo: str
     options: str
@@ -218,7 +218,7 @@ def queue_paths(
 
 @dataclass
 class _WorkerState:
-    """What the job function of a worker process needs: the store and the card-type registry."""
+    """State of a worker process for its job function: the store and the template folders."""
 
     store: Store
     template_dirs: tuple[str, ...]
@@ -312,8 +312,8 @@ def run_workers(
     """Run ``processes`` worker processes and wait for them; return how many ended with an error.
 
     A worker process that dies (killed, out of memory) is started again unless
-    this process is stopping or ``once`` is set; its job is queued again by the
-    stalled-job sweep of the others or of its successor.
+    this process is stopping or ``once`` is set. The stalled-job sweep of the
+    other workers, or of its successor, queues its job again.
     """
     from ocr.pool import ThreadShare
 
