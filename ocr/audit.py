@@ -1,27 +1,31 @@
 """Tamper-evident audit log: every audit event is chained to the one before it by a SHA-256 hash.
 
-Each event in ``audit_events`` stores ``prev_hash`` (the hash of the event
-before it) and ``hash``, the SHA-256 of a canonical JSON serialisation of its
-own fields and ``prev_hash``. The old and new values enter the hash only through
-``value_digest``, the SHA-256 of a random per-event salt and the two values.
-The retention job can therefore erase a deleted card's values (and the salt)
-and the chain still verifies. Without the salt, an erased value cannot be
-recovered from its digest by trying likely values.
+Each event in ``audit_events`` stores its place in the chain (``chain_seq``),
+``prev_hash`` (the hash of the event before it) and ``hash``, the SHA-256 of a
+canonical JSON serialisation of its own fields, its place and ``prev_hash``.
+The old and new values enter the hash only through ``value_digest``, the
+SHA-256 of a random per-event salt and the two values. The retention job can
+therefore erase a deleted card's values (and the salt) and the chain still
+verifies. Without the salt, an erased value cannot be recovered from its
+digest by trying likely values.
 
 The one table row ``audit_chain_head`` contains the hash of the last event and
-the number of chained events. Every flush that adds audit events locks it
-(``SELECT … FOR UPDATE`` on PostgreSQL; a write on SQLite, which lets one
-writer in at a time) before it computes their hashes, and keeps it locked until
-the transaction ends. Concurrent writers thus extend one chain, never fork it.
-The hook is a ``before_flush`` listener on every SQLAlchemy session, so each
-``AuditRow`` the store adds is chained, wherever it is added.
+the number of chained events. The events a transaction adds are chained when
+it commits. A ``before_commit`` hook flushes every other change first and then
+locks the head: ``SELECT … FOR UPDATE`` on PostgreSQL, while on SQLite the
+transaction holds the database's only write lock already. It appends the
+events and updates the head. Concurrent writers thus extend one chain, never fork it,
+and because the head is the last lock a transaction takes, waiting for it
+cannot deadlock with the row locks of cards. The hooks listen on every
+SQLAlchemy session, so each ``AuditRow`` the store adds is chained, wherever it
+is added.
 
-:func:`verify_chain` walks the events in id order and reports the first one
-whose link, values or hash do not match, and a head that does not match the
-last event (events deleted from the end). An attacker with write access to
-the database can still rewrite the whole chain and its head. Copy the head
-hash that ``python -m ocr audit verify`` prints to somewhere else now and then,
-so such a rewrite shows.
+:func:`verify_chain` walks the events in chain order and reports the first one
+whose place, link, values or hash do not match, an event outside the chain,
+and a head that does not match the last event (events deleted from the end).
+An attacker with write access to the database can still rewrite the whole
+chain and its head. Copy the head hash that ``python -m ocr audit verify``
+prints to somewhere else now and then, so such a rewrite shows.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, event, inspect, select, update
+from sqlalchemy import DateTime, Integer, String, event, func, inspect, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ocr.errors import CardCaptureError, ExitCode
@@ -90,6 +94,7 @@ def event_hash(row: AuditRow, prev_hash: str) -> str:
     """Return the SHA-256 (hex) of the event's fields, its value digest and ``prev_hash``."""
     payload = {
         "format": CHAIN_FORMAT,
+        "chain_seq": row.chain_seq,
         "card_id": row.card_id,
         "at": row.at.isoformat(timespec="microseconds"),
         "actor": row.actor,
@@ -104,8 +109,8 @@ def event_hash(row: AuditRow, prev_hash: str) -> str:
 def _lock_head(session: Session) -> AuditChainHeadRow:
     """Return the chain head, locked until the session's transaction ends."""
     if session.get_bind().dialect.name == "sqlite":
-        # SQLite has no row locks: a write takes the database's write lock, which
-        # makes every other writer wait (busy_timeout) until this transaction ends.
+        # SQLite has no row locks. The transaction wrote its events, so it holds
+        # the database's write lock already; this write makes that explicit.
         session.execute(
             update(AuditChainHeadRow)
             .where(AuditChainHeadRow.id == HEAD_ROW_ID)
@@ -125,29 +130,56 @@ def _lock_head(session: Session) -> AuditChainHeadRow:
     return head
 
 
-def _chain_new_events(session: Session, _flush_context, _instances) -> None:
-    """Give every audit event about to be inserted its salt, value digest, previous hash and hash."""
+_PENDING_KEY = "audit_events_to_chain"
+
+
+def _collect_new_events(session: Session, _flush_context, _instances) -> None:
+    """Remember the audit events this flush inserts, in the order the store added them, for the commit."""
     new_events = [item for item in session.new if isinstance(item, AuditRow)]
     if not new_events:
         return
-    # Insert order is the order the store added the events, and the order of their ids.
     new_events.sort(key=lambda item: inspect(item).insert_order)
-    head = _lock_head(session)
-    previous = head.last_hash
     for row in new_events:
         if row.at is None:
             row.at = _now()
+    session.info.setdefault(_PENDING_KEY, []).extend(new_events)
+
+
+def _chain_on_commit(session: Session) -> None:
+    """Append the transaction's new audit events to the chain, holding the head until the commit ends."""
+    unflushed = any(isinstance(item, AuditRow) for item in session.new)
+    if not unflushed and not session.info.get(_PENDING_KEY):
+        return
+    # Every other change first (the commit's own flush comes after this hook):
+    # after the head lock, this transaction waits for no other lock.
+    session.flush()
+    pending = session.info.pop(_PENDING_KEY, [])
+    rows = [row for row in pending if inspect(row).persistent]
+    if not rows:
+        return
+    head = _lock_head(session)
+    previous = head.last_hash
+    position = head.event_count
+    for row in rows:
+        position += 1
+        row.chain_seq = position
         row.value_salt = secrets.token_hex(16)
         row.value_digest = value_digest(row.value_salt, row.old_value, row.new_value)
         row.prev_hash = previous
         row.hash = event_hash(row, previous)
         previous = row.hash
     head.last_hash = previous
-    head.event_count += len(new_events)
+    head.event_count = position
     head.updated_at = _now()
 
 
-event.listen(Session, "before_flush", _chain_new_events)
+def _forget_pending(session: Session, *_args) -> None:
+    session.info.pop(_PENDING_KEY, None)
+
+
+event.listen(Session, "before_flush", _collect_new_events)
+event.listen(Session, "before_commit", _chain_on_commit)
+event.listen(Session, "after_rollback", _forget_pending)
 
 
 @dataclass
@@ -177,15 +209,18 @@ def _check_values(row: AuditRow) -> tuple[str, str] | None:
     return None
 
 
-def _check_event(row: AuditRow, previous: str) -> tuple[str, str] | None:
-    """Return (reason in Chinese, in English) when the event breaks the chain, else None."""
-    if row.hash is None:
-        return ("事件没有哈希，是绕过本程序写入的", "the event has no hash; it was written around the product")
+def _check_event(row: AuditRow, previous: str, position: int) -> tuple[str, str] | None:
+    """Return (reason in Chinese, in English) when the event breaks the chain at ``position``, else None."""
     if row.prev_hash != previous:
         return (
             "事件记录的前一哈希与前一事件不符：其前的事件被删除、插入或改动过",
             "the event's previous hash does not match the event before it; an event before it was deleted, "
             "inserted or changed",
+        )
+    if row.chain_seq != position:
+        return (
+            f"事件在链中的序号为 {row.chain_seq}，应为 {position}：其前的事件被删除过",
+            f"the event's place in the chain is {row.chain_seq}, expected {position}; an event before it was deleted",
         )
     problem = _check_values(row)
     if problem is not None:
@@ -195,19 +230,32 @@ def _check_event(row: AuditRow, previous: str) -> tuple[str, str] | None:
     return None
 
 
+def _unchained_events(session: Session) -> tuple[int, int | None]:
+    """Return (events before the chain began, id of the first event outside the chain after it began or None)."""
+    first_chained = session.scalar(select(func.min(AuditRow.id)).where(AuditRow.chain_seq.is_not(None)))
+    outside = AuditRow.chain_seq.is_(None)
+    if first_chained is None:
+        return session.scalar(select(func.count(AuditRow.id)).where(outside)) or 0, None
+    before = session.scalar(select(func.count(AuditRow.id)).where(outside, AuditRow.id < first_chained)) or 0
+    stray = session.scalar(select(func.min(AuditRow.id)).where(outside, AuditRow.id > first_chained))
+    return before, stray
+
+
 def verify_chain(store: Store) -> ChainReport:
-    """Walk every audit event in id order; return where the chain first breaks, if it does."""
+    """Walk the audit events in chain order; return where the chain first breaks, if it does."""
     previous = GENESIS_HASH
     checked = 0
-    unchained = 0
     last_id: int | None = None
     with store.session() as session:
-        rows = session.execute(select(AuditRow).order_by(AuditRow.id).execution_options(yield_per=VERIFY_BATCH))
-        for row in rows.scalars():
-            if row.hash is None and checked == 0:
-                unchained += 1
-                continue
-            problem = _check_event(row, previous)
+        unchained, stray = _unchained_events(session)
+        query = (
+            select(AuditRow)
+            .where(AuditRow.chain_seq.is_not(None))
+            .order_by(AuditRow.chain_seq)
+            .execution_options(yield_per=VERIFY_BATCH)
+        )
+        for row in session.execute(query).scalars():
+            problem = _check_event(row, previous, checked + 1)
             if problem is not None:
                 log.warning("audit chain broken event=%s after=%d events", row.id, checked)
                 return ChainReport(checked, unchained, previous, row.id, *problem)
@@ -230,6 +278,16 @@ def verify_chain(store: Store) -> ChainReport:
             "链尾的事件被删除，或链头被改动",
             f"the chain head records {head_count} events and {checked} verify, or the last event's hash differs "
             "from the head; events were deleted from the end or the head was changed",
+        )
+    if stray is not None:
+        log.warning("audit event outside the chain event=%s", stray)
+        return ChainReport(
+            checked,
+            unchained,
+            previous,
+            stray,
+            "事件不在哈希链中，是绕过本程序写入的",
+            "the event is not in the hash chain; it was written around the product",
         )
     log.info("audit chain verified events=%d unchained=%d", checked, unchained)
     return ChainReport(checked, unchained, previous)

@@ -178,7 +178,8 @@ class AuditRow(Base):
     field_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     old_value: Mapped[str | None] = mapped_column(EncryptedText, nullable=True)
     new_value: Mapped[str | None] = mapped_column(EncryptedText, nullable=True)
-    # The hash chain (see ocr.audit), written by a flush hook for every new event.
+    # The hash chain (see ocr.audit), written by a commit hook for every new event.
+    chain_seq: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
     value_salt: Mapped[str | None] = mapped_column(String(32), nullable=True)
     value_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -15,13 +15,14 @@ import sys
 import threading
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
+from sqlalchemy.orm import Session
 
 from card_builders import build_extraction, sample_scan_png, truth_values
 from models.card import CardStatus
 from ocr.audit import GENESIS_HASH, AuditChainHeadRow, event_hash, verify_chain
 from ocr.errors import ExitCode
-from ocr.store import AuditRow, Store
+from ocr.store import AuditRow, CardRow, Store
 
 SAMPLE = "card_01_foreign_printed"
 COMMAND_TIMEOUT_S = 60
@@ -75,11 +76,12 @@ def test_chain_intact_after_writes(reviewed_store):
     assert report.broken_event_id is None
 
 
-def test_events_linked_in_id_order(reviewed_store):
+def test_events_linked_in_chain_order(reviewed_store):
     with reviewed_store.session() as session:
-        rows = session.query(AuditRow).order_by(AuditRow.id).all()
+        rows = session.query(AuditRow).order_by(AuditRow.chain_seq).all()
         head = session.get(AuditChainHeadRow, 1)
 
+    assert [row.chain_seq for row in rows] == list(range(1, len(rows) + 1))
     assert rows[0].prev_hash == GENESIS_HASH
     for before, after in zip(rows, rows[1:], strict=False):
         assert after.prev_hash == before.hash
@@ -157,7 +159,7 @@ def test_inserted_event_found(reviewed_store):
     report = verify_chain(reviewed_store)
 
     assert report.broken_event_id == event_ids(reviewed_store)[-1]
-    assert "没有哈希" in report.reason_zh
+    assert "不在哈希链中" in report.reason_zh
 
 
 def test_erased_values_still_verify(reviewed_store):
@@ -246,3 +248,47 @@ def test_verify_command_finds_edit(reviewed_store, tmp_path):
     assert after.returncode == ExitCode.STORE_FAILED, after.stderr
     assert f"事件 {target}" in after.stderr
     assert "Traceback" not in after.stderr
+
+
+def test_head_lock_taken_last(store, store_backend):
+    """Two transactions lock cards in opposite order around their audit events: neither waits on the other.
+
+    Had the first taken the chain head when it flushed its event, the second's
+    commit would wait for the head while the first waits for the second's card.
+    """
+    if store_backend != "postgresql":
+        pytest.skip("SQLite lets one writer in at a time, so two open write transactions cannot interleave")
+    first_card = add_sample_card(store, "d" * 64)
+    second_card = add_sample_card(store, "e" * 64)
+    flushed = threading.Event()
+    committed = threading.Event()
+    errors: list[BaseException] = []
+
+    def touch(session: Session, card_id: int, actor: str) -> None:
+        session.execute(update(CardRow).where(CardRow.id == card_id).values(version=CardRow.version + 1))
+        session.add(AuditRow(card_id=card_id, actor=actor, action="note", new_value="checked"))
+        session.flush()
+
+    def second() -> None:
+        try:
+            flushed.wait(COMMAND_TIMEOUT_S)
+            with Session(store.engine) as session, session.begin():
+                touch(session, second_card, "second")
+            committed.set()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+            committed.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with Session(store.engine) as session, session.begin():
+        touch(session, first_card, "first")
+        flushed.set()
+        committed.wait(COMMAND_TIMEOUT_S)
+        touch(session, second_card, "first")
+    thread.join()
+
+    report = verify_chain(store)
+    assert errors == []
+    assert report.intact, report.reason_en
+    assert report.events == len(event_ids(store))
