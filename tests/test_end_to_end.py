@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from models.card import CardStatus
+from ocr.accounts import Role, add_user
 from ocr.export import export_batch
 from ocr.pipeline import ingest_paths
 from ocr.store import Store
@@ -18,6 +19,7 @@ from sample_cards import SAMPLES_DIR
 APP_FILE = Path(__file__).resolve().parent.parent / "review_app" / "app.py"
 BATCH = "2026-12-04"
 REVIEWER = "王芳"
+REVIEWER_PASSWORD = "kaishi-2025"
 
 
 def _truths() -> dict[str, dict]:
@@ -64,6 +66,7 @@ def test_review_approve_export_matches_truth(ingested, monkeypatch, tmp_path):
 
     store, data_dir, _report = ingested
     truths = _truths()
+    add_user(store, REVIEWER, Role.REVIEWER, REVIEWER_PASSWORD)
     monkeypatch.setenv("HUKA_DB_URL", store.url)
     monkeypatch.setenv("HUKA_DATA_DIR", str(data_dir))
 
@@ -74,7 +77,11 @@ def test_review_approve_export_matches_truth(ingested, monkeypatch, tmp_path):
         card = store.get_card(summary.id)
         truth = truths[Path(card.source).name]
         app = AppTest.from_file(str(APP_FILE), default_timeout=60)
-        app.session_state["reviewer"] = REVIEWER
+        app.run()
+        app.text_input(key="sign_in_name").input(REVIEWER)
+        app.text_input(key="sign_in_password").input(REVIEWER_PASSWORD)
+        app.button(key="sign_in").click().run()
+        app.session_state["goto_page"] = "cards"
         app.run()
         app.button(key=f"open_{card.id}").click().run()
         assert not app.exception, app.exception
