@@ -15,7 +15,8 @@ __all__ = ["Box", "Calibration", "FieldCalibration", "LogisticModel", "Template"
 
 # Names of the evidence features a calibration model may weigh (see ocr.confidence.evidence_features).
 FEATURE_NAMES = (
-    "score_logit", "blank", "blank_ink_log", "rule_failed", "free_text", "history_logit", "agree", "disagree",
+    "score_logit", "low_score", "blank", "blank_ink_log", "rule_failed", "free_text", "history_logit", "agree",
+    "disagree",
 )
 
 
@@ -112,6 +113,8 @@ class LogisticModel(BaseModel):
         # A higher engine score must never lower the confidence.
         if "score_logit" in self.features and self.coefficients[self.features.index("score_logit")] < 0:
             raise ValueError("the coefficient of score_logit must not be negative")
+        if "low_score" in self.features and self.coefficients[self.features.index("low_score")] > 0:
+            raise ValueError("the coefficient of low_score must not be positive")
         return self
 
 

@@ -2,7 +2,9 @@
 
 The cards alternate between the two built-in card types and mix printed and
 handwritten values with five capture conditions: a plain scan, yellow or pink
-carbon-copy paper, a red seal over a value, and a phone photo. They are written
+carbon-copy paper, a red seal over a value, a phone photo, and an ink blot over
+one character of a number or date (which often turns it into another valid
+value). They are written
 once as JPEG files, and every engine reads the same files through
 ``ocr.ingest.iter_pages`` and ``ocr.pipeline.process_page``.
 
@@ -41,6 +43,7 @@ from ocr.confidence import MACHINE_CODES
 from ocr.engines import ENGINE_NAMES, get_engine
 from ocr.ingest import Page, iter_pages
 from ocr.pipeline import process_page
+from models.template import Template
 from ocr.registry import Registry, load_registry
 
 __all__ = [
@@ -65,7 +68,13 @@ log = logging.getLogger(__name__)
 CARD_TYPES = ("foreign_guest", "domestic_guest")
 STYLES = ("printed", "handwriting")
 # Capture conditions, one per card. Every scan also gets the generator's random scanner effects.
-CONDITIONS = ("plain scan", "yellow paper", "pink paper", "stamp", "phone photo")
+CONDITIONS = ("plain scan", "yellow paper", "pink paper", "stamp", "phone photo", "ink blot")
+# Fields whose characters an "ink blot" card may have blotted: numbers and dates, where a changed
+# character often leaves a value that still passes every rule.
+BLOT_KEYS = (
+    "card_serial", "document_number", "visa_number", "id_number", "date_of_birth", "valid_until", "entry_date",
+    "arrival_date", "departure_date", "room_number",
+)  # fmt: skip
 # 0.00, 0.01, ..., 1.00
 THRESHOLDS = tuple(round(step / 100, 2) for step in range(101))
 # Error rates among auto-accepted fields for which the report gives the lowest threshold.
@@ -180,13 +189,16 @@ def _balanced(choices: tuple[str, ...], count: int, rng: random.Random) -> list[
     return values
 
 
-def plan_cards(cards: int, seed: int) -> list[CardPlan]:
-    """Plan ``cards`` cards: card types alternate, styles and conditions are balanced and shuffled by ``seed``."""
+def plan_cards(cards: int, seed: int, conditions: tuple[str, ...] = CONDITIONS) -> list[CardPlan]:
+    """Plan ``cards`` cards: card types alternate, styles and ``conditions`` are balanced and shuffled by ``seed``."""
     if cards < 1:
         raise ValueError(f"cards must be at least 1, got {cards}")
+    unknown = [name for name in conditions if name not in CONDITIONS]
+    if not conditions or unknown:
+        raise ValueError(f"conditions must be among {', '.join(CONDITIONS)}, got {list(conditions)}")
     rng = random.Random(f"accuracy-plan:{seed}")
     styles = _balanced(STYLES, cards, rng)
-    conditions = _balanced(CONDITIONS, cards, rng)
+    conditions = _balanced(conditions, cards, rng)
     return [
         CardPlan(
             index=index,
@@ -205,15 +217,66 @@ def write_cards(plans: list[CardPlan], folder: Path, dpi: int, layout_seed: int 
     ``layout_seed`` draws them on ``sample_cards.layouts.alternative_template`` of that seed.
     """
     from sample_cards import generate_card
+    from sample_cards.layouts import alternative_template
 
     truths: dict[str, dict] = {}
     for plan in plans:
         image, truth = generate_card(
             plan.seed, plan.card_type, dpi=dpi, layout_seed=layout_seed, **plan.generator_options()
         )
+        if plan.condition == "ink blot":
+            if layout_seed is None:
+                template = next(t for t in load_registry().templates.values() if t.name == truth["template"])
+            else:
+                template = alternative_template(plan.card_type, layout_seed)
+            image = blot_character(image, truth, template, random.Random(f"blot:{plan.seed}"))
         image.save(folder / plan.file_name, quality=JPEG_QUALITY)
         truths[plan.file_name] = truth
     return truths
+
+
+def _card_point(corners: list[list[float]], fx: float, fy: float) -> np.ndarray:
+    """Return the image point at relative card position (fx, fy), from the card's four corners."""
+    top_left, top_right, bottom_right, bottom_left = (np.array(point, dtype=float) for point in corners)
+    top = top_left + (top_right - top_left) * fx
+    bottom = bottom_left + (bottom_right - bottom_left) * fx
+    return top + (bottom - top) * fy
+
+
+def blot_character(image, truth: dict, template: Template, rng: random.Random):
+    """Return the card image with an ink blot over the lower part of one character of a number or date.
+
+    The field is drawn from :data:`BLOT_KEYS` among those with a value, and the
+    character from the dark connected components in its zone. ``truth`` gets
+    ``"blot_field"``. The image is returned unchanged when no such field has
+    separate characters.
+    """
+    import cv2
+    from PIL import Image
+
+    keys = [key for key in BLOT_KEYS if truth["fields"].get(key) and any(f.key == key for f in template.fields)]
+    rng.shuffle(keys)
+    pixels = np.array(image.convert("RGB"))
+    for key in keys:
+        box = template.field(key).value_box
+        corners = [_card_point(truth["card_corners_px"], fx, fy) for fx in (box.x0, box.x1) for fy in (box.y0, box.y1)]
+        x0, y0 = np.floor(np.min(corners, axis=0)).astype(int)
+        x1, y1 = np.ceil(np.max(corners, axis=0)).astype(int)
+        x0, y0 = max(x0, 0), max(y0, 0)
+        zone = cv2.cvtColor(pixels[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
+        if zone.size == 0:
+            continue
+        ink = (zone < min(128, int(np.percentile(zone, 50)) - 40)).astype(np.uint8)
+        count, _labels, stats, _centres = cv2.connectedComponentsWithStats(ink)
+        glyphs = [tuple(stats[i][:4]) for i in range(1, count) if stats[i][4] > 15 and stats[i][3] > 0.2 * (y1 - y0)]
+        if len(glyphs) < 2:
+            continue
+        left, top, width, height = glyphs[rng.randrange(len(glyphs))]
+        centre = (int(x0 + left + width // 2), int(y0 + top + height * 0.7))
+        cv2.ellipse(pixels, centre, (width // 2 + 2, max(2, int(height * 0.35))), 0, 0, 360, (40, 40, 40), -1)
+        truth["blot_field"] = key
+        return Image.fromarray(pixels)
+    return image
 
 
 # --------------------------------------------------------------------------

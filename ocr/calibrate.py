@@ -2,7 +2,8 @@
 
 ``python -m ocr bench calibrate --cards N --seed S`` generates N cards (the mix
 of :func:`ocr.bench_accuracy.plan_cards`: both card types, printed and
-handwriting-like, plain scans, carbon-copy paper, red seals and phone photos),
+handwriting-like, plain scans, carbon-copy paper, red seals, phone photos and
+ink blots over a character),
 runs the pipeline with rapidocr and lets Tesseract read every zone too. From
 these reads it fits two logistic regressions with scikit-learn (without and
 with the Tesseract read) and chooses each field's threshold, then writes one
@@ -10,11 +11,13 @@ with the Tesseract read) and chooses each field's threshold, then writes one
 
 Thresholds are chosen on out-of-fold probabilities: the cards are split into
 folds, and each fold's probabilities come from weights fitted on the others,
-so that a threshold is not set on reads the weights have already seen. A
-field's threshold is the lowest at which, on the fitting cards, both the
-share of wrong fields among those auto-accepted and the mean of
-(1 − confidence) over them stay within the target error. The same decision
-as in the pipeline is simulated: Tesseract counts only where it would run.
+so that a threshold is not set on reads the weights have already seen. Each
+field starts at the lowest threshold, from 1 − MARGINAL_FACTOR × target up,
+at which the mean of (1 − confidence) over its accepted values is within the
+target. Field thresholds are then raised one at a time, cheapest first, until
+the counted share of wrong values among all accepted fields is within the
+target. The pipeline's decision, including when Tesseract reads a zone, is
+simulated throughout.
 
 Accuracy must be measured on other cards: ``python -m ocr bench accuracy``
 uses seeds from 3000 by default, and this command from 100000.
@@ -39,18 +42,20 @@ import typer
 from models.card_type import FieldKind
 from models.template import Calibration, FieldCalibration, LogisticModel
 from ocr.bench import command_line, machine_description
-from ocr.confidence import FieldEvidence, evidence_features
+from ocr.confidence import FieldEvidence, ask_second_engine, evidence_features
 from ocr.engines import get_engine
 from ocr.ingest import Page, iter_pages
 from ocr.registry import BUILTIN_DIR, CALIBRATION_SUFFIX, Registry, load_registry, reload_registry
 
 __all__ = [
     "FittingRow",
+    "MARGINAL_FACTOR",
     "PAIRED_FEATURES",
     "SINGLE_FEATURES",
     "bench_calibrate_command",
     "choose_threshold",
     "collect_rows",
+    "raise_for_counted_error",
     "fit_calibrations",
     "fit_model",
     "write_calibrations",
@@ -58,7 +63,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SINGLE_FEATURES = ("score_logit", "blank", "blank_ink_log", "rule_failed", "free_text", "history_logit")
+SINGLE_FEATURES = ("score_logit", "low_score", "blank", "blank_ink_log", "rule_failed", "free_text", "history_logit")
 PAIRED_FEATURES = SINGLE_FEATURES + ("agree", "disagree")
 DEFAULT_SEED = 100_000
 DEFAULT_TARGET = 0.002
@@ -67,8 +72,10 @@ FOLDS = 5
 RATE_SMOOTHING = 20.0
 # Inverse regularisation strength of the logistic regressions (scikit-learn's C).
 REGULARISATION_C = 1.0
-# No threshold is set below this, whatever the fitting cards show.
-MIN_THRESHOLD = 0.5
+# No threshold is set below 1 - MARGINAL_FACTOR x target (0.996 for a 0.2% target). A field's mean
+# error may meet the target while single values far below it pass, and the weights are least certain
+# far from the bulk of the fitting data.
+MARGINAL_FACTOR = 2.0
 
 
 @dataclass
@@ -120,22 +127,23 @@ def _bootstrap_registry(registry: Registry) -> Registry:
     return Registry(registry.card_types, registry.templates, calibrations)
 
 
-def collect_rows(cards: int, seed: int, dpi: int = 200, layout_seed: int | None = None) -> list[FittingRow]:
+def collect_rows(
+    cards: int, seed: int, dpi: int = 200, conditions: tuple[str, ...] | None = None
+) -> list[FittingRow]:
     """Generate ``cards`` cards from ``seed`` and return one row per field, with Tesseract reading every zone.
 
-    ``layout_seed`` draws every card on ``sample_cards.layouts.alternative_template``
-    of that seed instead of the built-in templates.
+    ``conditions`` limits the capture conditions of :func:`ocr.bench_accuracy.plan_cards` (default: all).
     """
-    from ocr.bench_accuracy import plan_cards, write_cards
+    from ocr.bench_accuracy import CONDITIONS, plan_cards, write_cards
     from ocr.pipeline import process_page
 
-    plans = plan_cards(cards, seed)
+    plans = plan_cards(cards, seed, conditions or CONDITIONS)
     engine = get_engine("rapidocr")
     second = get_engine("tesseract")
     registry = _bootstrap_registry(load_registry())
     rows: list[FittingRow] = []
     with tempfile.TemporaryDirectory(prefix="huka-calibrate-") as tmp:
-        truths = write_cards(plans, Path(tmp), dpi, layout_seed=layout_seed)
+        truths = write_cards(plans, Path(tmp), dpi)
         by_name = {plan.file_name: plan for plan in plans}
         for item in iter_pages([tmp], pdf_dpi=dpi):
             if not isinstance(item, Page):
@@ -218,15 +226,23 @@ def fit_model(rows: list[FittingRow], histories: list[float], features: tuple[st
     labels = np.array([row.correct for row in rows], dtype=int)
     if labels.min() == labels.max():
         raise ValueError("the fitting cards have only right (or only wrong) values; use more cards")
+    # The penalty weighs standardised features alike. The weights are then folded back to the raw
+    # features, because those are what the pipeline evaluates.
+    mean = matrix.mean(axis=0)
+    scale = matrix.std(axis=0)
+    scale[scale == 0] = 1.0
     model = LogisticRegression(C=REGULARISATION_C, max_iter=2000)
-    model.fit(matrix, labels)
-    coefficients = [float(value) for value in model.coef_[0]]
-    score_index = features.index("score_logit")
-    if coefficients[score_index] < 0:
-        # NOTE: never seen on generated cards; a negative weight would make a better read less trusted.
-        log.warning("score weight came out negative (%.3f) and is set to 0", coefficients[score_index])
-        coefficients[score_index] = 0.0
-    return LogisticModel(features=features, intercept=float(model.intercept_[0]), coefficients=tuple(coefficients))
+    model.fit((matrix - mean) / scale, labels)
+    raw = model.coef_[0] / scale
+    intercept = float(model.intercept_[0] - np.dot(raw, mean))
+    coefficients = [float(value) for value in raw]
+    # A better read must never be trusted less: the score weights keep their signs (never needed on generated cards).
+    for name, keep in (("score_logit", max), ("low_score", min)):
+        index = features.index(name)
+        if keep(coefficients[index], 0.0) != coefficients[index]:
+            log.warning("weight of %s came out %.3f, against the score, and is set to 0", name, coefficients[index])
+            coefficients[index] = 0.0
+    return LogisticModel(features=features, intercept=intercept, coefficients=tuple(coefficients))
 
 
 def _probabilities(model: LogisticModel, matrix: np.ndarray) -> np.ndarray:
@@ -271,30 +287,80 @@ def _out_of_fold(rows: list[FittingRow]) -> list[Scored]:
 
 
 def simulate(item: Scored, threshold: float) -> tuple[bool, float, bool]:
-    """Return (auto-accepted, confidence, second engine ran) as ``ocr.confidence.decide_card`` decides."""
+    """Return (auto-accepted, confidence, second engine ran) as ``ocr.confidence.decide_card`` decides.
+
+    A disagreeing second read sends the field to review whatever its confidence.
+    """
     row = item.row
-    if row.unreadable or row.rule_failed:
-        return False, item.single, False
-    if item.single >= threshold:
-        return True, item.single, False
-    if item.if_agree < threshold or row.agree is None:
-        return False, item.single, False
-    return item.paired >= threshold, item.paired, True
+    kind = FieldKind(row.kind)
+    asked = ask_second_engine(kind, row.score, row.rule_failed, row.unreadable, item.single, item.if_agree, threshold)
+    if not asked or row.agree is None:
+        return not row.unreadable and not row.rule_failed and item.single >= threshold, item.single, False
+    return row.agree and item.paired >= threshold, item.paired, True
+
+
+def min_threshold(target: float) -> float:
+    """Return the lowest threshold any field may get for ``target``: 1 - MARGINAL_FACTOR x target."""
+    return max(0.5, 1.0 - MARGINAL_FACTOR * target)
 
 
 def choose_threshold(items: list[Scored], target: float) -> float:
-    """Return the lowest threshold at which the field's auto-accepted error and mean doubt are within ``target``."""
-    candidates = sorted({MIN_THRESHOLD, 1.0} | {p for item in items for p in (item.single, item.paired) if p > MIN_THRESHOLD})
+    """Return the lowest threshold, from :func:`min_threshold` up, at which the field's mean doubt is within ``target``.
+
+    The doubt of an accepted value is 1 − its confidence, so the mean doubt is
+    the error the weights expect among the field's accepted values.
+    """
+    floor = min_threshold(target)
+    candidates = sorted({floor, 1.0} | {p for item in items for p in (item.single, item.paired) if p > floor})
     for threshold in candidates:
-        accepted = [(confidence, item.row.correct) for item in items
-                    for auto, confidence, _ran in [simulate(item, threshold)] if auto]
-        if not accepted:
-            return threshold
-        wrong = sum(not correct for _confidence, correct in accepted)
-        doubt = sum(1.0 - confidence for confidence, _correct in accepted) / len(accepted)
-        if wrong / len(accepted) <= target and doubt <= target:
+        accepted = [confidence for item in items for auto, confidence, _ran in [simulate(item, threshold)] if auto]
+        if not accepted or sum(1.0 - confidence for confidence in accepted) / len(accepted) <= target:
             return threshold
     return 1.0
+
+
+def _accepted(items: list[Scored], threshold: float) -> tuple[int, int]:
+    """Return (accepted, accepted and wrong) of ``items`` at ``threshold``."""
+    outcomes = [(simulate(item, threshold)[0], item.row.correct) for item in items]
+    return sum(auto for auto, _ in outcomes), sum(auto and not correct for auto, correct in outcomes)
+
+
+def raise_for_counted_error(
+    groups: dict[tuple[str, str], list[Scored]], thresholds: dict[tuple[str, str], float], target: float
+) -> dict[tuple[str, str], float]:
+    """Raise field thresholds until the counted error among all accepted fields is within ``target``.
+
+    Each step raises the one field threshold that removes a wrong accepted value
+    at the least cost in right values sent to review. Pooling the count over all
+    fields keeps a single wrong value among a field's few fitting reads from
+    sending that whole field to review.
+    """
+    thresholds = dict(thresholds)
+    while True:
+        counts = {group: _accepted(items, thresholds[group]) for group, items in groups.items()}
+        accepted = sum(auto for auto, _ in counts.values())
+        wrong = sum(bad for _, bad in counts.values())
+        if accepted == 0 or wrong / accepted <= target:
+            return thresholds
+        best: tuple[float, tuple[str, str], float] | None = None
+        for group, items in groups.items():
+            auto, bad = counts[group]
+            if bad == 0:
+                continue
+            # Just above the least confident wrong value this field accepts.
+            wrong_confidences = [
+                confidence for item in items
+                for ok, confidence, _ran in [simulate(item, thresholds[group])] if ok and not item.row.correct
+            ]
+            raised = min(1.0, min(wrong_confidences) + 1e-9)
+            new_auto, new_bad = _accepted(items, raised)
+            cost = (auto - new_auto) - (bad - new_bad)
+            removed = bad - new_bad
+            if removed and (best is None or cost / removed < best[0]):
+                best = (cost / removed, group, raised)
+        if best is None:
+            return thresholds
+        thresholds[best[1]] = best[2]
 
 
 @dataclass
@@ -326,6 +392,9 @@ def fit_calibrations(
     for item in scored:
         groups[(item.row.template, item.row.key)].append(item)
 
+    thresholds = {group: choose_threshold(items, target) for group, items in groups.items()}
+    thresholds = raise_for_counted_error(groups, thresholds, target)
+
     calibrations: dict[str, Calibration] = {}
     by_field: dict[tuple[str, str], tuple[float, int, int, int]] = {}
     total_auto = total_wrong = second_reads = 0
@@ -334,7 +403,7 @@ def fit_calibrations(
         for (group_template, key), items in sorted(groups.items()):
             if group_template != template:
                 continue
-            threshold = round(choose_threshold(items, target), 6)
+            threshold = round(thresholds[(group_template, key)], 6)
             outcomes = [simulate(item, threshold) for item in items]
             auto = sum(outcome[0] for outcome in outcomes)
             wrong = sum(outcome[0] and not item.row.correct for outcome, item in zip(outcomes, items))
@@ -430,6 +499,14 @@ def bench_calibrate_command(
     rows_file: Annotated[
         Optional[Path], typer.Option("--rows", help="读取结果存为 JSON Lines，以便不再识别即可重新拟合 / save the reads as JSON Lines")
     ] = None,
+    conditions: Annotated[
+        Optional[str],
+        typer.Option(
+            "--conditions",
+            help="逗号分隔的拍摄条件，默认全部 / comma-separated capture conditions of the cards, default all: "
+            "plain scan, yellow paper, pink paper, stamp, phone photo, ink blot",
+        ),
+    ] = None,
     from_rows: Annotated[
         Optional[list[Path]],
         typer.Option("--from-rows", help="用已保存的读取结果拟合，不运行识别；可重复 / fit on saved reads without OCR; repeatable"),
@@ -440,7 +517,11 @@ def bench_calibrate_command(
     if from_rows:
         rows = [row for path in from_rows for row in load_rows(path)]
     else:
-        rows = collect_rows(cards, seed)
+        chosen = tuple(name.strip() for name in conditions.split(",")) if conditions else None
+        try:
+            rows = collect_rows(cards, seed, conditions=chosen)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--conditions") from exc
         if rows_file is not None:
             save_rows(rows, rows_file)
     card_count = len({row.card for row in rows})

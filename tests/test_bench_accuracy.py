@@ -9,6 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from ocr.bench_accuracy import (
+    CALIBRATED,
     CONDITIONS,
     STYLES,
     AccuracyResult,
@@ -16,6 +17,7 @@ from ocr.bench_accuracy import (
     bench_accuracy_command,
     format_accuracy_report,
     has_rule_problem,
+    held_out_note,
     lowest_threshold,
     plan_cards,
     plot_sweep,
@@ -105,13 +107,41 @@ def test_wilson_upper_zero_errors():
 
 
 def test_plan_mixes_types_styles_conditions():
-    plans = plan_cards(20, seed=7)
+    plans = plan_cards(24, seed=7)
 
     assert [plan.card_type for plan in plans[:4]] == ["foreign_guest", "domestic_guest"] * 2
     assert sorted({plan.style for plan in plans}) == sorted(STYLES)
     assert all(sum(plan.condition == name for plan in plans) == 4 for name in CONDITIONS)
-    assert plan_cards(20, seed=7) == plans
-    assert [plan.seed for plan in plans] == list(range(7, 27))
+    assert plan_cards(24, seed=7) == plans
+    assert [plan.seed for plan in plans] == list(range(7, 31))
+
+
+def test_plan_limited_conditions():
+    plans = plan_cards(6, seed=7, conditions=("ink blot", "stamp"))
+
+    assert sorted(plan.condition for plan in plans) == ["ink blot"] * 3 + ["stamp"] * 3
+    with pytest.raises(ValueError, match="conditions must be among"):
+        plan_cards(6, seed=7, conditions=("fog",))
+
+
+def test_blot_changes_one_number_zone(tmp_path):
+    from ocr.bench_accuracy import blot_character
+    from ocr.registry import load_registry
+    import random
+
+    import numpy as np
+    from sample_cards import generate_card
+
+    image, truth = generate_card(3001, "foreign_guest", "printed", dpi=150)
+    template = next(t for t in load_registry().templates.values() if t.name == truth["template"])
+
+    blotted = blot_character(image, truth, template, random.Random(1))
+
+    difference = np.abs(np.asarray(blotted, dtype=int) - np.asarray(image.convert("RGB"), dtype=int)).sum(axis=2) > 60
+    assert truth["blot_field"] in ("card_serial", "document_number", "visa_number", "date_of_birth", "valid_until",
+                                   "entry_date", "arrival_date", "departure_date", "room_number")
+    # One character's worth of pixels: more than a speck, far less than a zone.
+    assert 30 < difference.sum() < 0.002 * difference.size
 
 
 def _synthetic_result(engine: str) -> AccuracyResult:
@@ -167,20 +197,50 @@ def test_tiny_real_run_rapidocr():
     plans, results = run_accuracy_bench(2, seed=3000, engines=("rapidocr",))
 
     assert len(plans) == 2
-    assert len(results) == 1
-    result = results[0]
-    assert result.engine == "rapidocr"
-    assert result.cards == 2
-    assert not result.failures
-    assert result.card_type_right == 2
-    assert result.overall.fields == len(result.reads) > 20
-    assert sum(tally.fields for tally in result.by_style.values()) == result.overall.fields
-    assert sum(tally.fields for tally in result.by_condition.values()) == result.overall.fields
-    assert sum(tally.fields for tally in result.by_field.values()) == result.overall.fields
-    assert result.overall.correct <= result.overall.fields
-    assert result.overall.auto_wrong <= result.overall.auto <= result.overall.fields
-    assert result.overall.accuracy > 0.5
-    assert all(0.0 <= read.confidence <= 1.0 for read in result.reads)
+    assert [result.engine for result in results] == ["rapidocr", CALIBRATED]
+    result, calibrated = results
+    for found in results:
+        assert found.cards == 2
+        assert not found.failures
+        assert found.card_type_right == 2
+        assert found.overall.fields == len(found.reads) > 20
+        assert sum(tally.fields for tally in found.by_style.values()) == found.overall.fields
+        assert sum(tally.fields for tally in found.by_condition.values()) == found.overall.fields
+        assert sum(tally.fields for tally in found.by_field.values()) == found.overall.fields
+        assert found.overall.correct <= found.overall.fields
+        assert found.overall.auto_wrong <= found.overall.auto <= found.overall.fields
+        assert found.overall.accuracy > 0.5
+        assert all(0.0 <= read.confidence <= 1.0 for read in found.reads)
+    # The same reads under two decisions: the values, and so the accuracy, are the same.
+    assert calibrated.overall.correct == result.overall.correct
+    assert calibrated.overall.fields == result.overall.fields
+    assert calibrated.second_seconds >= 0.0
+    assert calibrated.second_reads >= 0
+
+
+def test_report_states_second_engine_cost():
+    plans = plan_cards(10, seed=1)
+    calibrated = _synthetic_result(CALIBRATED)
+    calibrated.second_reads, calibrated.second_seconds = 3, 1.5
+
+    report = format_accuracy_report(plans, [calibrated], "python -m ocr bench accuracy", held_out="held out note")
+
+    assert "### calibrated" in report
+    assert "Tesseract on 3 zones (1.50 per card)" in report
+    assert "0.75 s per card added by the calibrated decision" in report
+    assert "- held out note" in report
+    assert "3.84/n" in report
+
+
+def test_held_out_note_detects_overlap():
+    from ocr.registry import load_registry
+
+    fitted = next(iter(load_registry().calibrations.values())).fitted_with["seeds"]
+    first_fitted = int(fitted.split("-")[0])
+
+    assert "are held out" in held_out_note(plan_cards(20, seed=3000))
+    assert "not held out" in held_out_note(plan_cards(5, seed=first_fitted))
+    assert "alternative layout 4" in held_out_note(plan_cards(5, seed=3000), layout_seed=4)
 
 
 def _command_app() -> typer.Typer:
