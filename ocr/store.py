@@ -343,7 +343,8 @@ class Store:
         With ``create`` off, a missing SQLite file raises :class:`StoreError`, so a
         mistyped path in a reading command does not make a new, empty store.
         """
-        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        # Absolute, so the image paths stored in rows stay valid for a process started in another folder.
+        self.data_dir = (Path(data_dir) if data_dir is not None else default_data_dir()).absolute()
         self.url = normalize_db_url(url or default_db_url(self.data_dir))
         self.image_dir = self.data_dir / "images"
         db_file = Path(self.url.removeprefix("sqlite:///")) if self.url.startswith("sqlite:///") else None

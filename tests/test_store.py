@@ -147,3 +147,18 @@ def test_bad_database_url_message(tmp_path):
     with pytest.raises(StoreError) as error:
         Store(url="nosuchdb://x", data_dir=tmp_path)
     assert "数据库地址无效" in error.value.message_zh
+
+
+def test_relative_data_dir_stores_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = Store(data_dir="data")
+    card_id = _add(store)
+    store.close()
+
+    monkeypatch.chdir("/")
+    reopened = Store(data_dir=tmp_path / "data", create=False)
+    card = reopened.get_card(card_id)
+    reopened.close()
+
+    assert card.original_image.startswith(str(tmp_path))
+    assert card.straight_image.startswith(str(tmp_path))
