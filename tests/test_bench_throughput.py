@@ -26,7 +26,7 @@ def test_throughput_runs_and_baselines():
         assert run.wall_s > 0
         assert run.cpu_s > 0
         assert run.peak_ocr_mib > 0
-    assert report.runs[1].threads_each == max(1, (os.cpu_count() or 1) // 2)
+    assert [run.threads_each for run in report.runs] == [1, 1]
     assert [base.engine for base in report.baselines] == ["tesseract", "rapidocr"]
     for base in report.baselines:
         assert base.cards == 2
