@@ -360,12 +360,20 @@ def _check_review_app_labels(store: Store, data_dir: Path, card_id: int, monkeyp
     """Open a campus card in the review app, which loads the card type from $HUKA_TEMPLATE_DIRS."""
     from streamlit.testing.v1 import AppTest
 
+    from ocr.accounts import Role, add_user
+
     monkeypatch.setenv("HUKA_DB_URL", store.url)
     monkeypatch.setenv("HUKA_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HUKA_TEMPLATE_DIRS", str(CAMPUS_DIR))
+    add_user(store, "王芳", Role.REVIEWER, "kaishi-2025")
     review = AppTest.from_file(str(ROOT / "review_app" / "app.py"), default_timeout=60)
-    review.session_state["reviewer"] = "王芳"
+    review.run()
+    review.text_input(key="sign_in_name").input("王芳")
+    review.text_input(key="sign_in_password").input("kaishi-2025")
+    review.button(key="sign_in").click().run()
+    # The card may be auto-accepted and so not in the list of cards to review: open it directly.
     review.session_state["card_id"] = card_id
+    review.session_state["goto_page"] = "cards"
     review.run()
     assert not review.exception, review.exception
     shown = "\n".join(str(element.value) for element in [*review.caption, *review.markdown])
