@@ -69,6 +69,10 @@ _child: dict[str, object] = {}
 
 def _start_child(engine_name: str, template_dirs: tuple[str, ...], threads: int) -> None:
     """Load the engine and registry once per pool process."""
+    # A spawned process starts with the standard record factory, so it masks its own logs.
+    from ocr.logmask import install as install_log_masking
+
+    install_log_masking()
     # The engine reads this variable when it is built; a value the user set wins.
     os.environ.setdefault("HUKA_OCR_THREADS", str(threads))
     import cv2

@@ -27,6 +27,7 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.card_type import UNKNOWN_CARD_TYPE
+from ocr.crypto import read_stored_file
 from ocr.errors import CardCaptureError, StoreError
 from ocr.ingest import IngestFailure, Page, iter_pages
 from ocr.pipeline import _png
@@ -184,7 +185,12 @@ def _read_original(store: Store, scan: ScanRow) -> np.ndarray:
     path = Path(scan.image_path)
     if not path.is_file():
         path = store.image_dir / path.name
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    # The stored file may be encrypted at rest; read_stored_file returns the plain bytes.
+    try:
+        data = read_stored_file(path)
+    except FileNotFoundError:
+        data = b""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         raise StoreError(
             f"扫描页 {scan.id} 的原图 {path} 不存在或无法读取。请检查各台机器是否挂载了同一个数据目录（--data-dir）。",

@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 
 from ocr.errors import ExitCode, StoreError
 from ocr.ingest import IngestFailure, Page
+from ocr.logmask import install as install_log_masking
 from ocr.queue import MAX_ATTEMPTS, EnqueueReport, enqueue_paths, process_queued_scan, queued_scan_ids, requeue_failed
 from ocr.store import Store, normalize_db_url
 
@@ -297,6 +298,8 @@ def run_worker_process(
 
 def _child_main(kwargs: dict) -> None:
     logging.basicConfig(level=kwargs.pop("log_level"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A spawned process starts with the standard record factory, so it masks its own logs.
+    install_log_masking()
     run_worker_process(**kwargs)
 
 

@@ -253,3 +253,23 @@ def test_two_workers_claim_each_job_once(pg_url: str, tmp_path: Path):
             select(AuditRow.card_id, func.count(AuditRow.id)).where(AuditRow.action == "extracted").group_by(AuditRow.card_id)
         ).all()
     assert sorted(count for _, count in extracted) == [1, 1, 1, 1]
+
+
+@needs_postgres
+def test_worker_reads_encrypted_scan(pg_url: str, stack: Path, tmp_path: Path, monkeypatch):
+    from ocr.crypto import generate_key
+    from ocr.engines import get_engine
+    from ocr.pipeline import process_page
+
+    monkeypatch.setenv("HUKA_ENCRYPTION_KEY", generate_key())
+    store = Store(url=pg_url, data_dir=tmp_path / "data")
+    report = enqueue_paths([stack / SAMPLES[0]], store, batch="b1")
+    scan_id = report.scan_ids[0]
+    with store.session() as session:
+        stored = Path(session.get(ScanRow, scan_id).image_path).read_bytes()
+
+    outcome = process_queued_scan(store, scan_id, lambda page, name: process_page(page, engine=get_engine(name)))
+
+    assert not stored.startswith(b"\x89PNG"), "the queued scan should be stored encrypted"
+    assert outcome.action == "stored"
+    assert store.get_card(outcome.card_id).card_type == "foreign_guest"
