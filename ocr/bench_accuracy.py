@@ -595,7 +595,7 @@ def _engine_section(result: AccuracyResult) -> list[str]:
             lines.append(f"| lowest for error ≤ {target:.1%}: none | - | - | - | no threshold keeps the error within {target:.1%} |")
         else:
             lines.append(_sweep_row(f"lowest for error ≤ {target:.1%}: {best.threshold:.2f}", result, best.threshold))
-    lines += [_sweep_row(f"{threshold:.2f}", result, threshold) for threshold in REPORT_THRESHOLDS]
+    lines += [_sweep_row(f"{threshold:.3f}", result, threshold) for threshold in REPORT_THRESHOLDS]
     lines += ["", f"Goals at the product thresholds, {result.engine}:", ""] + _goal_lines(result)
     return lines
 
@@ -651,7 +651,8 @@ def format_accuracy_report(
         f"- Cards: `sample_cards.generate_card` at {dpi} dpi, seeds {plans[0].seed}–{plans[-1].seed}, "
         f"written once as JPEG (quality {JPEG_QUALITY}) and read by every engine through `iter_pages` and "
         f"`process_page`. Mix: {_plan_summary(plans)}. Scans carry the generator's random scanner effects; "
-        "\"stamp\" is a red seal partly over one value; \"phone photo\" is its `capture=\"photo\"` mode.",
+        "\"stamp\" is a red seal partly over one value; \"phone photo\" is its `capture=\"photo\"` mode; "
+        "\"ink blot\" covers the lower part of one character of a number or date with a dark blot.",
         "- A field is right when its clean value equals the truth. Auto-accepted means no review needed and no "
         "card-level problem. The sweep applies one threshold t to every field: auto-accepted when confidence ≥ t "
         "and no rule failed (a reason code other than low_confidence, unreadable or no_zone, or a card-level "
@@ -659,10 +660,10 @@ def format_accuracy_report(
         "- The 95% upper bound is the Wilson score interval of the error among auto-accepted fields. "
         "With 0 errors among n fields it is about 3.84/n (the rule of three gives 3/n), so showing 0.2% "
         "takes about 1,900 error-free auto-accepted fields.",
-        "- \"rapidocr\" is PP-OCR through rapidocr with its own score against the card type's threshold (0.90); "
+        "- \"rapidocr\" is PP-OCR through rapidocr with its own score against the card type's threshold (0.90). "
         "\"calibrated\" is the product's decision on the same reads: the calibrated probability against each "
         "field's threshold from the template's calibration file, with Tesseract reading a zone again where that "
-        "can change the decision; \"tesseract\" is Tesseract alone with its own score. In the sweep, the "
+        "can change the decision. \"tesseract\" is Tesseract alone with its own score. In the sweep, the "
         "calibrated result's confidence is its final probability, so the sweep does not re-run Tesseract.",
     ]
     if held_out:

@@ -268,7 +268,7 @@ def test_command_appends_report_and_plot(tmp_path):
 
     assert outcome.exit_code == 0, outcome.output
     text = report.read_text(encoding="utf-8")
-    assert "## Accuracy and threshold sweep, rapidocr, 1 cards" in text
+    assert "## Accuracy and threshold sweep, rapidocr, calibrated, 1 cards" in text
     assert "results appended to" in outcome.output
     if importlib.util.find_spec("matplotlib") is not None:
         assert plot.read_bytes().startswith(b"\x89PNG")
