@@ -86,7 +86,12 @@ def machine_reason(code: str, confidence: float, threshold: float) -> str:
         return "此处有笔迹，但未能识别，请对照原图填写。"
     if code == "engines_disagree":
         return "两个识别引擎对此处的读数不一致，请对照原图核对。"
-    return f"识别置信度 {confidence:.2f} 低于阈值 {threshold:.2f}，请核对。"
+    if confidence >= threshold:
+        # The caller knows only the card type's threshold, not the higher one the calibration set.
+        return f"识别置信度 {confidence:.4f} 未达到此字段的自动通过阈值，请核对。"
+    # Calibrated thresholds sit between 0.99 and 1, where two decimals would print 0.99 < 1.00 for 0.994 < 0.996.
+    digits = 2 if threshold <= 0.95 else 4
+    return f"识别置信度 {confidence:.{digits}f} 低于阈值 {threshold:.{digits}f}，请核对。"
 
 
 def decide(

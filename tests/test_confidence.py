@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from models.card_type import FieldKind
-from ocr.confidence import FieldEvidence, decide, decide_card, evidence_features, probability
+from ocr.confidence import FieldEvidence, decide, decide_card, evidence_features, machine_reason, probability
 from ocr.engines import get_engine
 from ocr.ingest import Page, iter_pages
 from ocr.normalize import normalize_value
@@ -72,6 +72,14 @@ def test_failed_rule_lowers_confidence(registry):
         passing = probability(calibration.single, evidence_features(_evidence(0.99), None))
         failing = probability(calibration.single, evidence_features(_evidence(0.99, rule_failed=True), None))
         assert failing < passing
+
+
+def test_low_confidence_reason_readable():
+    assert machine_reason("low_confidence", 0.62, 0.90) == "识别置信度 0.62 低于阈值 0.90，请核对。"
+    assert machine_reason("low_confidence", 0.9941, 0.996) == "识别置信度 0.9941 低于阈值 0.9960，请核对。"
+    # Given the card type's 0.90 for a field the calibration held back at 0.99, no false comparison is printed.
+    assert "低于阈值" not in machine_reason("low_confidence", 0.99, 0.90)
+    assert "自动通过阈值" in machine_reason("low_confidence", 0.99, 0.90)
 
 
 def test_decide_keeps_engine_score_without_calibration(registry):
