@@ -23,7 +23,7 @@ import numpy as np
 from models.card import Extraction, FieldResult
 from models.card_type import UNKNOWN_CARD_TYPE, FieldSpec
 from ocr.candidates import candidates_for
-from ocr.confidence import CardDecision, FieldHistory, decide_card
+from ocr.confidence import CardDecision, FieldHistory, decide_card, field_history
 from ocr.errors import InputFileError
 from ocr.engines import OcrEngine, TextLine, get_engine
 from ocr.ingest import IngestFailure, Page, iter_pages
@@ -305,8 +305,10 @@ def ingest_paths(
         return True
 
     pages = _reported(iter_pages(paths, pdf_dpi=pdf_dpi), on_page)
+    # Reviewer corrections so far tell the confidence which fields this site gets wrong.
+    history = field_history(store)
     for item, result in process_in_order(
-        pages, engine_name=engine_name, template_dirs=template_dirs, workers=workers, wanted=wanted
+        pages, engine_name=engine_name, template_dirs=template_dirs, workers=workers, wanted=wanted, history=history
     ):
         if isinstance(item, IngestFailure):
             report.failures.append(item)

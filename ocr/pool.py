@@ -67,7 +67,7 @@ class _ChildError:
 _child: dict[str, object] = {}
 
 
-def _start_child(engine_name: str, template_dirs: tuple[str, ...], threads: int) -> None:
+def _start_child(engine_name: str, template_dirs: tuple[str, ...], threads: int, history: dict | None) -> None:
     """Load the engine and registry once per pool process."""
     # A spawned process starts with the standard record factory, so it masks its own logs.
     from ocr.logmask import install as install_log_masking
@@ -84,6 +84,7 @@ def _start_child(engine_name: str, template_dirs: tuple[str, ...], threads: int)
     try:
         _child["engine"] = get_engine(engine_name)
         _child["registry"] = load_registry(template_dirs)
+        _child["history"] = history
     except CardCaptureError as exc:
         # Raised again for the first page, where the parent can report it.
         _child["error"] = _ChildError(exc.message_zh, exc.message_en, exc.exit_code)
@@ -96,7 +97,7 @@ def _process_in_child(page: Page):
     if "error" in _child:
         return _child["error"]
     try:
-        return process_page(page, engine=_child["engine"], registry=_child["registry"])
+        return process_page(page, engine=_child["engine"], registry=_child["registry"], history=_child["history"])
     except CardCaptureError as exc:
         return _ChildError(exc.message_zh, exc.message_en, exc.exit_code)
 
@@ -124,13 +125,15 @@ def process_in_order(
     template_dirs: Iterable[str] = (),
     workers: int = 1,
     wanted: Callable[[Page], bool] = lambda page: True,
+    history: dict | None = None,
 ) -> Iterator[tuple[Page | IngestFailure, object | None]]:
     """Yield ``(item, PageResult or None)`` for every item, in input order.
 
     A page for which ``wanted`` returns False, and every :class:`IngestFailure`,
     comes back with None and is not processed. ``wanted`` is called in input
     order before the page is sent to the pool. With ``workers`` 1 the pages are
-    processed in this process, with no pool.
+    processed in this process, with no pool. ``history`` is the store's
+    correction history for the confidence (:func:`ocr.confidence.field_history`).
     """
     from ocr.engines import get_engine
     from ocr.pipeline import process_page
@@ -142,7 +145,7 @@ def process_in_order(
         registry = load_registry(folders)
         for item in items:
             if isinstance(item, Page) and wanted(item):
-                yield item, process_page(item, engine=engine, registry=registry)
+                yield item, process_page(item, engine=engine, registry=registry, history=history)
             else:
                 yield item, None
         return
@@ -154,7 +157,7 @@ def process_in_order(
         max_workers=workers,
         mp_context=context,
         initializer=_start_child,
-        initargs=(engine_name, folders, share.threads),
+        initargs=(engine_name, folders, share.threads, history),
     ) as pool:
         pending: deque[tuple[Page | IngestFailure, Future | None]] = deque()
         for item in items:

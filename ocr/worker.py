@@ -37,6 +37,7 @@ from typing import Annotated, Optional
 import typer
 from sqlalchemy.engine import make_url
 
+from ocr.confidence import field_history
 from ocr.errors import ExitCode, StoreError
 from ocr.ingest import IngestFailure, Page
 from ocr.logmask import install as install_log_masking
@@ -223,6 +224,9 @@ class _WorkerState:
 
     store: Store
     template_dirs: tuple[str, ...]
+    # Reviewer corrections by card type and field, read when the worker starts.
+    # NOTE: a long-running worker does not see corrections made after it started.
+    history: dict
 
 
 _state: dict[str, _WorkerState] = {}
@@ -234,7 +238,9 @@ def _read_page(page, engine_name: str):
     from ocr.registry import load_registry
 
     state = _state["worker"]
-    return process_page(page, engine=get_engine(engine_name), registry=load_registry(state.template_dirs))
+    return process_page(
+        page, engine=get_engine(engine_name), registry=load_registry(state.template_dirs), history=state.history
+    )
 
 
 def _run_scan_job(scan_id: int) -> str:
@@ -257,7 +263,7 @@ def run_worker_process(
     if threads:
         os.environ.setdefault("HUKA_OCR_THREADS", str(threads))
     store = Store(url=db_url, data_dir=Path(data_dir) if data_dir else None)
-    _state["worker"] = _WorkerState(store, template_dirs)
+    _state["worker"] = _WorkerState(store, template_dirs, field_history(store))
     queue = ScanQueue(db_url)
     queue.ensure_schema()
 
