@@ -5,10 +5,11 @@ Run it after a crash or a power loss, or on a schedule. It checks:
 - the database itself: ``PRAGMA integrity_check`` and ``PRAGMA
   foreign_key_check`` on SQLite; on PostgreSQL, which keeps its files
   consistent itself, the same relations by query;
-- the relations the product relies on, on both back ends: no row pointing at a
-  missing card or scan, no content key or field stored twice, every card out
-  of the pipeline's transaction, every queued scan either waiting or with a
-  card, and every approved card queued for transmission exactly once;
+- the relations the product relies on, on both back ends. No row points at a
+  missing card or scan, and no content key or field is stored twice. Every card
+  is out of the pipeline's transaction, and every queued scan is either waiting
+  or has its card. Every approved card is queued for transmission, with one
+  original entry and one pending entry at most;
 - every image file the database names is present and not empty.
 
 It prints counts of what the store holds, so a run before and after a restart
