@@ -44,7 +44,7 @@ ZONE_CHARSETS: dict[FieldKind, str] = {
 
 # Kinds whose clean value is one entry of a fixed list.
 CLOSED_VOCABULARIES = (FieldKind.NATIONALITY, FieldKind.VISA_TYPE)
-# How close (difflib ratio of the folded texts) a read must be to an entry to be offered.
+# Minimum difflib ratio, on the folded texts, between a read and a list entry for the entry to be offered.
 MIN_SIMILARITY = 0.75
 
 
