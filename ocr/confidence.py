@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 BLANK_CONFIDENCE = 0.99
 
 # Doubts of the machine itself, as opposed to rule problems: a person clears them by touching the field.
-MACHINE_CODES = ("no_zone", "unreadable", "low_confidence", "engines_disagree")
+MACHINE_CODES = ("no_zone", "unreadable", "low_confidence", "engines_disagree", "ink_blot")
 
 # Kinds whose value has no format rule beyond "some text", so that passing validation is weak evidence.
 FREE_TEXT_KINDS = frozenset({FieldKind.TEXT, FieldKind.LATIN_NAME})
@@ -86,6 +86,8 @@ def machine_reason(code: str, confidence: float, threshold: float) -> str:
         return "此处有笔迹，但未能识别，请对照原图填写。"
     if code == "engines_disagree":
         return "两个识别引擎对此处的读数不一致，请对照原图核对。"
+    if code == "ink_blot":
+        return "此处有一块浓墨（污渍或涂改），可能遮住了某个字符，请对照原图核对。"
     if confidence >= threshold:
         # The caller knows only the card type's threshold, not the higher one the calibration set.
         return f"识别置信度 {confidence:.4f} 未达到此字段的自动通过阈值，请核对。"
@@ -134,6 +136,11 @@ def decide(
     if disagree and machine in (None, "low_confidence"):
         codes.append("engines_disagree")
         reasons.append(machine_reason("engines_disagree", score, threshold))
+    # A blot can turn one character of a code into another that passes every rule, and both
+    # engines then tend to read the same wrong character: no score shows it, so a person looks.
+    if read is not None and read.blot and read.raw_text.strip():
+        codes.append("ink_blot")
+        reasons.append(machine_reason("ink_blot", score, threshold))
 
     return FieldResult(
         key=spec.key,

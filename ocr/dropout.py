@@ -24,10 +24,12 @@ low in all three, and blue ink is low in red.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
-__all__ = ["balance_paper", "drop_red", "paper_normalize", "red_layer", "red_mask", "red_weight"]
+__all__ = ["CardLayers", "balance_paper", "card_layers", "drop_red", "paper_normalize", "red_layer", "red_mask", "red_weight"]
 
 # The paper estimate is made on a copy whose long side is about this many pixels.
 _BACKGROUND_LONG_SIDE = 400
@@ -157,8 +159,8 @@ def drop_red(image: np.ndarray) -> np.ndarray:
     return _drop_red(balance_paper(image))
 
 
-def _drop_red(balanced: np.ndarray) -> np.ndarray:
-    weight = _red_weight(balanced)
+def _drop_red(balanced: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+    weight = _red_weight(balanced) if weight is None else weight
     red_channel = balanced[:, :, 2]
 
     # Red print alone reaches only part of the paper level in the red channel: about 0.8 on the
@@ -187,7 +189,38 @@ def red_layer(image: np.ndarray) -> np.ndarray:
     unlike the colour difference, so thin digits stay sharp. Everything that is not red is white.
     """
     balanced = balance_paper(image)
-    weight = _red_weight(balanced)
+    return _red_only(balanced, _red_weight(balanced))
+
+
+def _red_only(balanced: np.ndarray, weight: np.ndarray) -> np.ndarray:
     green = np.clip(balanced[:, :, 1], 0.0, 1.0)
     gray = 1.0 - weight * (1.0 - green)
     return _tone(gray)
+
+
+@dataclass
+class CardLayers:
+    """The gray layers a card's zones are read from, made from one paper estimate of the whole card."""
+
+    # Balanced card, H x W x 3 float32 (see :func:`balance_paper`).
+    balanced: np.ndarray
+    # How much each pixel is red print, H x W float32 in [0, 1] (see :func:`red_weight`).
+    weight: np.ndarray
+    # The card without red print, H x W uint8 (see :func:`drop_red`).
+    without_red: np.ndarray
+
+    def red_only(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """Return the red print of a region, as :func:`red_layer` gives it for the whole card: (y1-y0) x (x1-x0) uint8."""
+        return _red_only(self.balanced[y0:y1, x0:x1], self.weight[y0:y1, x0:x1])
+
+    def red_share(self, x0: int, y0: int, x1: int, y1: int) -> float:
+        """Return the share of a region's pixels that are red print (weight at least 0.5), in [0, 1]."""
+        region = self.weight[y0:y1, x0:x1]
+        return float(np.count_nonzero(region >= 0.5)) / region.size if region.size else 0.0
+
+
+def card_layers(image: np.ndarray) -> CardLayers:
+    """Balance a BGR card (H x W x 3 uint8) once and return its reading layers."""
+    balanced = balance_paper(image)
+    weight = _red_weight(balanced)
+    return CardLayers(balanced, weight, _drop_red(balanced, weight))

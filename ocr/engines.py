@@ -31,6 +31,7 @@ __all__ = [
     "RapidOcrEngine",
     "TesseractEngine",
     "TextLine",
+    "crop_line",
     "get_engine",
 ]
 
@@ -136,6 +137,42 @@ class RapidOcrEngine:
     def read_page(self, image: np.ndarray) -> list[TextLine]:
         return self._lines(self._ocr(image, use_det=True, use_cls=True, use_rec=True))
 
+    def detect_lines(self, image: np.ndarray) -> list[np.ndarray]:
+        """Find the text lines of a page without reading them: 4 x 2 corner arrays in pixels of ``image``."""
+        # The zone engine keeps the image's size (up to 960 px), where the page engine would scale
+        # its shorter side up to 736 px: the caller chooses the size detection runs at.
+        result = self._zone_ocr(image, use_det=True, use_cls=False, use_rec=False)
+        boxes = getattr(result, "boxes", None)
+        if boxes is None:
+            return []
+        return [np.asarray(box, dtype=np.float32) for box in boxes]
+
+    def read_lines(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[TextLine]:
+        """Read the line in each box of ``image`` (4 x 2 corners in its pixels); one TextLine per box, in order.
+
+        The direction classifier turns upside-down lines first, as in :meth:`read_page`. A box
+        that contains nothing readable gives a line with empty text and score 0.
+        """
+        reads = self.read_crops([crop_line(image, box) for box in boxes], classify=True)
+        return [
+            TextLine(text=text, score=score, points=np.asarray(box, dtype=np.float32))
+            for (text, score), box in zip(reads, boxes)
+        ]
+
+    def read_crops(self, crops: list[np.ndarray], *, classify: bool = False) -> list[tuple[str, float]]:
+        """Recognise each crop (H x W x 3, one text line) as a whole; return (text, score) per crop, in order.
+
+        ``classify`` runs the direction classifier first, which turns upside-down lines.
+        """
+        if not crops:
+            return []
+        if classify:
+            crops, _ = self._ocr.cls_and_rotate(crops)
+        result = self._ocr.recognize_txt(crops)
+        texts = result.txts or ("",) * len(crops)
+        scores = result.scores or (0.0,) * len(crops)
+        return [(text, float(score)) for text, score in zip(texts, scores)]
+
     def read_zone(self, image: np.ndarray) -> list[TextLine]:
         # Detection first, because a value may be offset in its cell or wrap onto two lines.
         lines = self._lines(self._zone_ocr(image, use_det=True, use_cls=False, use_rec=True))
@@ -150,6 +187,24 @@ class RapidOcrEngine:
             return []
         height, width = image.shape[:2]
         return [TextLine(text=text, score=score, points=_rect_points(0, 0, width, height))]
+
+
+def crop_line(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Cut one text line out of ``image`` (H x W x 3) along its 4 x 2 corners, clockwise from top-left.
+
+    The crop is straightened to the line's own direction. A box much taller than wide (vertical
+    text) is turned a quarter counter-clockwise, so that the recogniser reads it left to right.
+    """
+    corners = np.asarray(box, dtype=np.float32)
+    width = int(round(max(np.linalg.norm(corners[0] - corners[1]), np.linalg.norm(corners[3] - corners[2]))))
+    height = int(round(max(np.linalg.norm(corners[0] - corners[3]), np.linalg.norm(corners[1] - corners[2]))))
+    width, height = max(width, 1), max(height, 1)
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(corners, target)
+    crop = cv2.warpPerspective(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
+    if height >= 1.5 * width:
+        crop = cv2.rotate(crop, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return crop
 
 
 class TesseractEngine:

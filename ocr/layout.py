@@ -14,6 +14,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -28,7 +29,9 @@ __all__ = [
     "LabelledValue",
     "LayoutMatch",
     "TEMPLATE_HEIGHT",
+    "anchor_points",
     "clean_text",
+    "fit_templates",
     "match_layout",
     "read_labelled_values",
     "zone_rect",
@@ -72,8 +75,12 @@ def clean_text(text: str) -> str:
     return _PUNCTUATION.sub("", text).lower()
 
 
+@lru_cache(maxsize=8192)
 def label_similarity(label: str, line: str) -> float:
-    """Return how well ``label`` matches some part of ``line``, in [0, 1]."""
+    """Return how well ``label`` matches some part of ``line``, in [0, 1].
+
+    Results are cached: a page's lines are compared with every template's labels several times.
+    """
     label, line = clean_text(label), clean_text(line)
     if not label or not line:
         return 0.0
@@ -186,11 +193,20 @@ def _fit(template: Template, lines: list[TextLine]) -> LayoutMatch:
     )
 
 
+def fit_templates(lines: list[TextLine], registry: Registry) -> list[LayoutMatch]:
+    """Fit every template to a page's OCR lines; one match per template, in the registry's order.
+
+    A template that found fewer than three of its labels has ``transform`` None.
+    """
+    return [_fit(template, lines) for template in registry.templates.values()]
+
+
 def match_layout(lines: list[TextLine], registry: Registry) -> LayoutMatch:
     """Return the best-fitting template for a page's OCR lines, or an ``unknown`` match with the reason."""
     best: LayoutMatch | None = None
-    for template in registry.templates.values():
-        candidate = _fit(template, lines)
+    for candidate in fit_templates(lines, registry):
+        template = candidate.template
+        assert template is not None
         log.debug(
             "template %s anchors=%d/%d score=%.2f residual=%.4f",
             template.name,
@@ -221,6 +237,16 @@ def match_layout(lines: list[TextLine], registry: Registry) -> LayoutMatch:
             reasons=[reason],
         )
     return best
+
+
+def anchor_points(match: LayoutMatch) -> np.ndarray:
+    """Return where a fitted match expects each label's text line: N x 2 image pixels (x, y), one row per anchor."""
+    assert match.template is not None and match.transform is not None
+    width, height = _template_size(match.template)
+    centres = np.array([(box.center[0] * width, box.center[1] * height) for _label, box in _anchors(match.template)])
+    if centres.size == 0:
+        return np.zeros((0, 2))
+    return centres @ match.transform[:, :2].T + match.transform[:, 2]
 
 
 def zone_rect(

@@ -27,32 +27,28 @@ from ocr.confidence import CardDecision, FieldHistory, decide_card, field_histor
 from ocr.errors import InputFileError
 from ocr.engines import OcrEngine, TextLine, get_engine
 from ocr.ingest import IngestFailure, Page, iter_pages
-from ocr.layout import match_layout, read_labelled_values
+from ocr.layout import read_labelled_values
+from ocr.locate import locate
 from ocr.normalize import normalize_value
 from ocr.pool import process_in_order
-from ocr.prepare import apply_quarter_turn, prepare, quality_problems
-from ocr.recognize import read_fields
+from ocr.prepare import prepare, quality_problems
+from ocr.recognize import ZoneRead, read_fields
 from ocr.registry import Registry, load_registry
 from ocr.store import Store
 from ocr.validate import validate_card, validate_value
 
 __all__ = [
-    "PAGE_OCR_MAX_SIDE",
     "PageResult",
     "RunReport",
     "extract_paths",
     "ingest_paths",
     "process_page",
-    "read_page_scaled",
 ]
 
 log = logging.getLogger(__name__)
 
 # Alignment residual, as a share of card height, above which the whole card goes to review.
 MAX_LAYOUT_RESIDUAL = 0.02
-# Page OCR only finds the printed labels and the full text, so it runs on a smaller copy: on a
-# 200-dpi A5 card this cut the page read from about 3.4 s to 2.6 s with every label still found.
-PAGE_OCR_MAX_SIDE = 1280
 
 
 @dataclass
@@ -90,16 +86,6 @@ def _normalize_angle(degrees: float) -> float:
     return angle
 
 
-def _rotate_lines_180(lines: list[TextLine], width: int, height: int) -> list[TextLine]:
-    """Return the lines as they sit after the image is turned by 180 degrees."""
-    turned = []
-    for line in lines:
-        points = np.stack([width - 1 - line.points[:, 0], height - 1 - line.points[:, 1]], axis=1)
-        # Keep the first corner the text's top-left: after the turn it is the old bottom-right.
-        turned.append(TextLine(line.text, line.score, np.roll(points, 2, axis=0).astype(np.float32)))
-    return turned
-
-
 def _full_text(lines: list[TextLine]) -> str:
     """Return the page's text in reading order, one OCR line per row."""
     if not lines:
@@ -110,39 +96,6 @@ def _full_text(lines: list[TextLine]) -> str:
     return "\n".join(line.text for line in ordered)
 
 
-def read_page_scaled(engine: OcrEngine, image: np.ndarray) -> list[TextLine]:
-    """OCR a page at most :data:`PAGE_OCR_MAX_SIDE` pixels long; return lines in the image's own pixels."""
-    scale = min(1.0, PAGE_OCR_MAX_SIDE / max(image.shape[:2]))
-    if scale >= 1.0:
-        return engine.read_page(image)
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return [TextLine(line.text, line.score, line.points / scale) for line in engine.read_page(small)]
-
-
-def _locate(image: np.ndarray, candidates: list[int], engine: OcrEngine, registry: Registry):
-    """Try the quarter turns in order; return (upright image, its OCR lines, layout match, quarter turn)."""
-    best = None
-    for quarter in candidates:
-        turned = apply_quarter_turn(image, quarter)
-        lines = read_page_scaled(engine, turned)
-        match = match_layout(lines, registry)
-
-        # Line-direction models read an upside-down page too; the fitted layout then shows a half turn.
-        if match.transform is not None and abs(match.rotation_deg) > 135:
-            height, width = turned.shape[:2]
-            turned = cv2.rotate(turned, cv2.ROTATE_180)
-            lines = _rotate_lines_180(lines, width, height)
-            match = match_layout(lines, registry)
-            quarter = (quarter + 180) % 360
-
-        if best is None or match.score > best[2].score:
-            best = (turned, lines, match, quarter)
-        if match.card_type != UNKNOWN_CARD_TYPE:
-            break
-    assert best is not None
-    return best
-
-
 def _field_spec(key: str, registry: Registry) -> FieldSpec | None:
     """Return the first card type's definition of a field key, or None."""
     for card_type in registry.card_types.values():
@@ -150,6 +103,26 @@ def _field_spec(key: str, registry: Registry) -> FieldSpec | None:
             if spec.key == key:
                 return spec
     return None
+
+
+def _with_zone_text(lines: list[TextLine], reads: Iterable[ZoneRead]) -> list[TextLine]:
+    """Return the page lines outside every value zone, plus one line per zone with the text read there."""
+    zones = [read for read in reads if read.raw_text.strip()]
+
+    def in_zone(line: TextLine) -> bool:
+        x, y = line.center
+        return any(z.box[0] <= x <= z.box[2] and z.box[1] <= y <= z.box[3] for z in zones)
+
+    # NOTE: printed text that is neither a label nor the title (footnotes, instructions) is not
+    # recognised on a card of known type, so the page text leaves it out.
+    outside = [line for line in lines if not in_zone(line)]
+    outside += [TextLine(z.raw_text, z.score, _box_points(z.box)) for z in zones]
+    return outside
+
+
+def _box_points(box: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32)
 
 
 def _labelled_fields(lines: list[TextLine], registry: Registry) -> dict[str, FieldResult]:
@@ -200,8 +173,9 @@ def process_page(
     gray = cv2.cvtColor(prepared.image, cv2.COLOR_BGR2GRAY)
     quality = quality_problems(gray)
 
-    # Layout: OCR the page, pick the quarter turn and template that fit, align to it.
-    image, lines, match, quarter = _locate(prepared.image, prepared.quarter_turn_candidates, engine, registry)
+    # Layout: find the page's lines, pick the quarter turn and template that fit, align to it.
+    located = locate(prepared.image, prepared.quarter_turn_candidates, engine, registry)
+    image, lines, match, quarter = located.image, located.lines, located.match, located.quarter
     # The fit's rotation is clockwise on screen (image y points down), so the content still
     # leans counter-clockwise by its negative after deskew and the quarter turn.
     residual_turn = -match.rotation_deg if match.transform is not None else 0.0
@@ -211,6 +185,7 @@ def process_page(
     card_reasons += match.reasons
     fields: dict[str, FieldResult] = {}
     decision: CardDecision | None = None
+    text_lines = list(lines)
 
     if match.card_type != UNKNOWN_CARD_TYPE:
         spec = registry.card_type(match.card_type)
@@ -220,7 +195,10 @@ def process_page(
             )
 
         # Recognize: OCR of every value zone.
-        reads = read_fields(image, match, spec, engine)
+        reads = read_fields(image, match, spec, engine, page_boxes=located.boxes)
+
+        # The page text keeps the labels read on the page and takes the values from their zones.
+        text_lines = _with_zone_text(lines, reads.values())
 
         # Normalise and validate: clean values, then per-field and cross-field rules.
         values = {key: normalize_value(spec.field(key).kind, read.raw_text) for key, read in reads.items()}
@@ -254,17 +232,19 @@ def process_page(
         layout_residual=match.residual if match.transform is not None else None,
         rotation_deg=rotation,
         fields=fields,
-        full_text=_full_text(lines),
+        full_text=_full_text(text_lines),
         card_reasons=card_reasons,
     )
     flagged = sum(1 for f in fields.values() if f.needs_review)
     log.info(
-        "page processed page=%s card_type=%s fields=%d flagged=%d rotation=%.1f",
+        "page processed page=%s card_type=%s fields=%d flagged=%d rotation=%.1f lines=%d recognised=%d",
         page.key[:12],
         match.card_type,
         len(fields),
         flagged,
         rotation,
+        located.detected,
+        located.recognised,
     )
     return PageResult(extraction=extraction, straight_image=image, decision=decision)
 

@@ -43,7 +43,7 @@ from ocr.engines import OcrEngine, TextLine, get_engine
 from ocr.errors import InputFileError, TemplateError
 from ocr.ingest import IngestFailure, iter_pages
 from ocr.layout import MIN_ANCHORS, MIN_LABEL_SIMILARITY, clean_text, label_similarity, match_layout
-from ocr.pipeline import PAGE_OCR_MAX_SIDE, read_page_scaled
+from ocr.locate import PAGE_OCR_MAX_SIDE, read_page_scaled
 from ocr.prepare import apply_quarter_turn, prepare
 from ocr.registry import Registry, load_registry, reload_registry
 from ocr.validate import CROSS_RULES
