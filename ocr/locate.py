@@ -192,11 +192,6 @@ def _expected_lines(page: PageLines, fit: LayoutMatch) -> list[int]:
     return expected
 
 
-def _rotate_lines_180(lines: list[TextLine], width: int, height: int) -> list[TextLine]:
-    """Return the lines as they sit after the image is turned by 180 degrees."""
-    return [TextLine(line.text, line.score, _rotate_box_180(line.points, width, height)) for line in lines]
-
-
 def _rotate_box_180(points: np.ndarray, width: int, height: int) -> np.ndarray:
     turned = np.stack([width - 1 - points[:, 0], height - 1 - points[:, 1]], axis=1)
     # Keep the first corner the text's top-left: after the turn it is the old bottom-right.
@@ -204,8 +199,12 @@ def _rotate_box_180(points: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def _turn_page_180(page: PageLines) -> PageLines:
+    """Return the page turned by 180 degrees, with its boxes and the lines read so far turned along."""
     height, width = page.image.shape[:2]
-    read = {i: _rotate_lines_180([line], width, height)[0] for i, line in page.read.items()}
+    read = {
+        index: TextLine(line.text, line.score, _rotate_box_180(line.points, width, height))
+        for index, line in page.read.items()
+    }
     boxes = [_rotate_box_180(box, width, height) for box in page.boxes]
     return PageLines(cv2.rotate(page.image, cv2.ROTATE_180), boxes, read)
 
@@ -275,6 +274,10 @@ def locate(image: np.ndarray, candidates: list[int], engine: OcrEngine, registry
 
 def _located(page: PageLines, match: LayoutMatch, quarter: int) -> Located:
     log.debug(
-        "page located card_type=%s quarter=%d lines=%d recognised=%d", match.card_type, quarter, len(page.boxes), len(page.read)
+        "page located card_type=%s quarter=%d lines=%d recognised=%d",
+        match.card_type,
+        quarter,
+        len(page.boxes),
+        len(page.read),
     )
     return Located(page.image, page.lines(), match, quarter, page.boxes, len(page.read))

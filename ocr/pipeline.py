@@ -25,7 +25,7 @@ from models.card_type import UNKNOWN_CARD_TYPE, FieldSpec
 from ocr.candidates import candidates_for
 from ocr.confidence import CardDecision, FieldHistory, decide_card, field_history
 from ocr.errors import InputFileError
-from ocr.engines import OcrEngine, TextLine, get_engine
+from ocr.engines import OcrEngine, TextLine, _rect_points, get_engine
 from ocr.ingest import IngestFailure, Page, iter_pages
 from ocr.layout import read_labelled_values
 from ocr.locate import locate
@@ -116,13 +116,8 @@ def _with_zone_text(lines: list[TextLine], reads: Iterable[ZoneRead]) -> list[Te
     # NOTE: printed text that is neither a label nor the title (footnotes, instructions) is not
     # recognised on a card of known type, so the page text leaves it out.
     outside = [line for line in lines if not in_zone(line)]
-    outside += [TextLine(z.raw_text, z.score, _box_points(z.box)) for z in zones]
+    outside += [TextLine(z.raw_text, z.score, _rect_points(*z.box)) for z in zones]
     return outside
-
-
-def _box_points(box: tuple[int, int, int, int]) -> np.ndarray:
-    x0, y0, x1, y1 = box
-    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32)
 
 
 def _labelled_fields(lines: list[TextLine], registry: Registry) -> dict[str, FieldResult]:

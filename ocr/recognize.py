@@ -22,7 +22,7 @@ import numpy as np
 
 from models.card_type import CardTypeSpec, FieldKind
 from ocr.dropout import card_layers
-from ocr.engines import OcrEngine, TextLine
+from ocr.engines import OcrEngine, TextLine, _rect_points
 from ocr.layout import LayoutMatch, zone_rect
 from ocr.prepare import remove_rules
 from ocr.vocab import ZONE_CHARSETS
@@ -40,7 +40,14 @@ BLANK_INK_RATIO = 0.002
 BLOT_THICKNESS_RATIO = 5.5
 # Codes and dates, where one changed character gives another valid value.
 BLOT_KINDS = frozenset(
-    {FieldKind.SERIAL, FieldKind.DATE, FieldKind.DOCUMENT_NUMBER, FieldKind.VISA_NUMBER, FieldKind.ROOM, FieldKind.RESIDENT_ID}
+    {
+        FieldKind.SERIAL,
+        FieldKind.DATE,
+        FieldKind.DOCUMENT_NUMBER,
+        FieldKind.VISA_NUMBER,
+        FieldKind.ROOM,
+        FieldKind.RESIDENT_ID,
+    }
 )
 # A zone with more red print than this share of its pixels (a stamp over the value) is read on its
 # own, from its cleaned crop, instead of from the lines the page detection found.
@@ -151,6 +158,7 @@ def read_fields(
     # Zones read on their own: page detection ran on the card with its red print, so its lines
     # in a red zone or under a stamp are the red print's, not the writing's.
     alone: set[str] = set()
+    red_zones: set[str] = set()
     reads: dict[str, ZoneRead] = {}
     for spec in card_type.fields:
         try:
@@ -168,6 +176,7 @@ def read_fields(
         if field.ink == "red":
             layer = layers.red_only(x0, y0, x1, y1)
             alone.add(spec.key)
+            red_zones.add(spec.key)
         else:
             layer = layers.without_red[y0:y1, x0:x1]
             if layers.red_share(x0, y0, x1, y1) > MAX_BATCH_RED_SHARE:
@@ -185,7 +194,8 @@ def read_fields(
             # Every zone is read, even one that looks blank: faint writing must not pass as an empty field.
             lines = engine.read_zone(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
         read = _zone_read(key, lines, box, engine.name, ink, gray)
-        if card_type.field(key).kind in BLOT_KINDS and _blotted(layers.without_red, box, gray, red_zone=match.template.field(key).ink == "red"):
+        checked = card_type.field(key).kind in BLOT_KINDS
+        if checked and _blotted(layers.without_red, box, gray, red_zone=key in red_zones):
             read = replace(read, blot=True)
         reads[key] = read
     return {spec.key: reads[spec.key] for spec in card_type.fields if spec.key in reads}
@@ -242,10 +252,10 @@ def _batch_read(
             crops.append(cv2.cvtColor(gray[ly0:ly1, lx0:lx1], cv2.COLOR_GRAY2BGR))
 
     found: dict[str, list[TextLine]] = {}
-    for (key, (lx0, ly0, lx1, ly1)), (text, score) in zip(owners, engine.read_crops(crops)):  # type: ignore[attr-defined]
+    texts = engine.read_crops(crops)  # type: ignore[attr-defined]
+    for (key, (lx0, ly0, lx1, ly1)), (text, score) in zip(owners, texts):
         if text.strip():
-            points = np.array([[lx0, ly0], [lx1, ly0], [lx1, ly1], [lx0, ly1]], dtype=np.float32)
-            found.setdefault(key, []).append(TextLine(text, score, points))
+            found.setdefault(key, []).append(TextLine(text, score, _rect_points(lx0, ly0, lx1, ly1)))
     return found
 
 
