@@ -1,7 +1,9 @@
 """OCR engines behind one interface.
 
 ``rapidocr`` (PaddleOCR's PP-OCR models run on onnxruntime, shipped in the
-wheel) is the default; Tesseract through ``pytesseract`` is the second engine.
+wheel) is the default; Tesseract is the second engine, read through the system's
+libtesseract in this process (:mod:`ocr.tesslib`), or through the ``tesseract``
+program and ``pytesseract`` where the library cannot be loaded.
 Both return every text line they find with its score and its box. No line is
 dropped for a low score here, so the later stages see everything.
 
@@ -24,6 +26,7 @@ import numpy as np
 
 from ocr.errors import EngineUnavailableError
 from ocr.prepare import remove_rules
+from ocr.tesslib import TessLibrary, TessLibraryError
 
 __all__ = [
     "ENGINE_NAMES",
@@ -208,7 +211,7 @@ def crop_line(image: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 
 class TesseractEngine:
-    """Tesseract 5 with the chi_sim and eng models, through ``pytesseract``."""
+    """Tesseract 5 with the chi_sim and eng models: in this process, or through ``pytesseract`` and the program."""
 
     name = "tesseract"
 
@@ -234,6 +237,7 @@ class TesseractEngine:
             )
         self._tess = pytesseract
         self.languages = languages
+        self._library = _tess_library()
 
     def _lines(self, image: np.ndarray, psm: int, charset: str | None = None) -> list[TextLine]:
         config = f"--psm {psm}"
@@ -245,12 +249,16 @@ class TesseractEngine:
             if charset.isascii():
                 # Without Chinese characters to read, chi_sim only adds look-alike CJK readings of digits.
                 languages = "eng"
-        data = self._tess.image_to_data(
-            image[:, :, ::-1],  # pytesseract expects RGB
-            lang=languages,
-            config=config,
-            output_type=self._tess.Output.DICT,
-        )
+        if self._library is not None:
+            whitelist = charset.replace(" ", "") if charset else ""
+            data = _tsv_columns(self._library.tsv(image[:, :, ::-1], languages=languages, psm=psm, whitelist=whitelist))
+        else:
+            data = self._tess.image_to_data(
+                image[:, :, ::-1],  # pytesseract expects RGB
+                lang=languages,
+                config=config,
+                output_type=self._tess.Output.DICT,
+            )
         grouped: dict[tuple[int, int, int], list[int]] = {}
         for i, word in enumerate(data["text"]):
             if not word.strip():
@@ -286,6 +294,35 @@ class TesseractEngine:
     def read_zone(self, image: np.ndarray, charset: str | None = None) -> list[TextLine]:
         """Read one zone as a single text line (psm 7), only from the characters in ``charset`` when given."""
         return self._lines(image, psm=7, charset=charset)
+
+
+TSV_COLUMNS = ("level", "page_num", "block_num", "par_num", "line_num", "word_num", "left", "top", "width", "height", "conf", "text")
+
+
+def _tsv_columns(tsv: str) -> dict[str, list]:
+    """Turn Tesseract's TSV rows (no header) into columns, as ``pytesseract.image_to_data`` returns them."""
+    columns: dict[str, list] = {name: [] for name in TSV_COLUMNS}
+    for row in tsv.splitlines():
+        cells = row.split("\t")
+        if len(cells) < len(TSV_COLUMNS):
+            # A row without a word has no text cell.
+            cells += [""] * (len(TSV_COLUMNS) - len(cells))
+        for name, cell in zip(TSV_COLUMNS[:-2], cells):
+            columns[name].append(int(cell))
+        # Whole percents, as pytesseract gives them: the confidence stage is calibrated on those.
+        columns["conf"].append(int(float(cells[10])))
+        columns["text"].append(cells[11])
+    return columns
+
+
+@lru_cache(maxsize=1)
+def _tess_library() -> TessLibrary | None:
+    """Return the in-process Tesseract, or None when libtesseract cannot be loaded (the program is used then)."""
+    try:
+        return TessLibrary()
+    except TessLibraryError as exc:
+        log.warning("tesseract library not loaded, the tesseract program is used per zone: %s", exc)
+        return None
 
 
 def _join_words(words: list[str]) -> str:
