@@ -36,6 +36,8 @@ _BACKGROUND_LONG_SIDE = 400
 # Width of the maximum filter on that copy: 9 px is about 19 mm on an A5 card, wider than any
 # pen stroke or printed character, so that every window also covers bare paper.
 _BACKGROUND_KERNEL = 9
+# The paper levels are measured on every this many pixels in each direction.
+_LEVEL_SAMPLE_STEP = 4
 
 # Tone curve of the gray outputs, on balanced values where paper is 1.0: values at or below
 # BLACK_POINT become 0, and the rest are stretched and raised to TONE_GAMMA. Carbon-copy writing
@@ -80,9 +82,12 @@ def balance_paper(image: np.ndarray) -> np.ndarray:
 
     # The envelope lies on top of the paper grain, so paper balances a little under 1. Its
     # median level per channel, over pixels that look like paper, is scaled back to exactly 1.
-    luma = balanced.mean(axis=2)
+    # Medians over every fourth pixel each way took half the time of the whole function; on six
+    # generated cards they moved the balanced values by at most 1e-4.
+    sample = balanced[::_LEVEL_SAMPLE_STEP, ::_LEVEL_SAMPLE_STEP]
+    luma = sample.mean(axis=2)
     paper = luma > np.percentile(luma, 40)
-    levels = np.array([np.median(balanced[:, :, c][paper]) for c in range(3)], dtype=np.float32)
+    levels = np.array([np.median(sample[:, :, c][paper]) for c in range(3)], dtype=np.float32)
     balanced /= np.maximum(levels, 0.2)
     return np.clip(balanced, 0.0, 1.2)
 
