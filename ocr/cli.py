@@ -22,6 +22,7 @@ from ocr.check import check_command
 from ocr.cli_template import template_app
 from ocr.cli_user import first_admin_hint, user_app
 from ocr.errors import CardCaptureError, ExitCode
+from ocr.quantize import quantize_command
 from ocr.worker import worker_command
 
 __all__ = ["app", "main"]
@@ -586,6 +587,9 @@ app.command("worker")(worker_command)
 app.command("check")(check_command)
 bench_app.command("throughput")(bench_throughput_command)
 app.add_typer(arrivals_app, name="arrivals")
+model_app = typer.Typer(help="识别模型 / OCR models")
+model_app.command("quantize")(quantize_command)
+app.add_typer(model_app, name="model")
 
 
 @bench_app.callback(invoke_without_command=True)

@@ -26,6 +26,7 @@ import numpy as np
 
 from ocr.errors import EngineUnavailableError
 from ocr.prepare import remove_rules
+from ocr.quantize import choose_detector
 from ocr.tesslib import TessLibrary, TessLibraryError
 
 __all__ = [
@@ -114,11 +115,13 @@ class RapidOcrEngine:
                 f"在 {model_dir} 中找不到 PP-OCR 模型文件（det/rec/cls .onnx）。请重新安装 rapidocr。",
                 f"PP-OCR model files (det/rec/cls .onnx) not found in {model_dir}; reinstall rapidocr",
             )
+        # The committed 8-bit copy of the detector when it was built from this one (ocr.quantize).
+        detector = choose_detector(det[-1])
         params = {
             "Global.log_level": "error",
             # Keep every recognised line; the confidence stage decides what to trust.
             "Global.text_score": 0.0,
-            "Det.model_path": str(det[-1]),
+            "Det.model_path": str(detector.path),
             "Rec.model_path": str(rec[-1]),
             "Cls.model_path": str(cls[-1]),
         }
@@ -137,7 +140,14 @@ class RapidOcrEngine:
         # would enlarge a 100 x 500 crop about sevenfold, so zones keep their size up to 960 px. Zone
         # crops keep the library's recognition width: the calibration was fitted on those scores.
         self._zone_ocr = RapidOCR(params={**params, "Det.limit_type": "max", "Det.limit_side_len": 960})
-        log.info("rapidocr engine ready models=%s,%s", det[-1].name, rec[-1].name)
+        log.info(
+            "rapidocr engine ready models=%s,%s detector=%s (%s)",
+            det[-1].name,
+            rec[-1].name,
+            "8-bit" if detector.quantized else "float",
+            detector.reason,
+        )
+        self.detector = detector
 
     @staticmethod
     def _lines(result) -> list[TextLine]:

@@ -46,6 +46,8 @@ MIN_LABEL_SIMILARITY = 0.8
 # Share of a template's anchors that must fit for the page to be that card type.
 MIN_ANCHOR_SHARE = 0.35
 MIN_ANCHORS = 4
+# The rest of a line is a number joined to the label when at least this share of it is digits.
+NUMBER_SHARE = 0.6
 
 _PUNCTUATION = re.compile(r"[\s:：()（）/.,，。、·_\-]+")
 
@@ -120,14 +122,14 @@ def _match_anchors(
                 # Among equally similar lines, the one the label fills most wins: "No." takes
                 # the line "No." rather than "Room No.".
                 fill = len(clean_text(label)) / max(1, len(clean_text(line.text)))
-                candidates.append((similarity, fill, anchor_index, line_index, box))
+                candidates.append((similarity, fill, anchor_index, line_index, label, box))
 
     # Greedy one-to-one assignment, best similarity first: two labels never share a line.
     candidates.sort(key=lambda c: (-c[0], -c[1]))
     used_anchors: set[int] = set()
     used_lines: set[int] = set()
     template_points, image_points = [], []
-    for _similarity, _fill, anchor_index, line_index, box in candidates:
+    for _similarity, _fill, anchor_index, line_index, label, box in candidates:
         if anchor_index in used_anchors or line_index in used_lines:
             continue
         used_anchors.add(anchor_index)
@@ -136,8 +138,31 @@ def _match_anchors(
         # the Chinese line from the box centre is the same for every label, so the fit absorbs it.
         center_x, center_y = box.center
         template_points.append((center_x * width, center_y * height))
-        image_points.append(lines[line_index].center)
+        image_points.append(_label_centre(lines[line_index], label))
     return template_points, image_points
+
+
+def _label_centre(line: TextLine, label: str) -> tuple[float, float]:
+    """Return where ``label`` lies in ``line``: the line's centre, or the label's share of a numbered line.
+
+    The detector sometimes joins a label with the number printed after it ("No. 0082036"). The
+    label then lies at its characters' share of the line's length, counted along the text's top
+    edge (``points`` start at the text's top-left and run clockwise), so a turned line works too.
+    Any other line counts as the label's own: a template's label box may span a Chinese label and
+    its English one on one line.
+    """
+    text, wanted = clean_text(line.text), clean_text(label)
+    start = text.find(wanted)
+    if start < 0 or len(wanted) >= len(text):
+        return line.center
+    rest = text[:start] + text[start + len(wanted) :]
+    if sum(char.isdigit() for char in rest) < NUMBER_SHARE * len(rest):
+        return line.center
+
+    middle = (start + len(wanted) / 2) / len(text)
+    top_left, top_right, _bottom_right, bottom_left = np.asarray(line.points, dtype=np.float64)
+    point = top_left + middle * (top_right - top_left) + (bottom_left - top_left) / 2
+    return float(point[0]), float(point[1])
 
 
 def _title_found(template: Template, lines: list[TextLine]) -> bool:

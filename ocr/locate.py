@@ -178,11 +178,17 @@ def _expected_lines(page: PageLines, fit: LayoutMatch) -> list[int]:
     card_height = 1000.0 * float(np.hypot(fit.transform[0, 0], fit.transform[1, 0]))
     radius = ANCHOR_SEARCH_RADIUS * card_height
 
+    # Distance from a projected label to each line's box, 0 inside it: a label the detector joined
+    # with its value ("No. 0082036") has its centre inside the joined line but far from that line's
+    # centre. Among boxes at the same distance the nearest centre wins.
+    lows = np.array([box.min(axis=0) for box in page.boxes])
+    highs = np.array([box.max(axis=0) for box in page.boxes])
     expected: list[int] = []
     for point in anchor_points(fit):
-        distances = np.linalg.norm(centres - point, axis=1)
-        nearest = int(np.argmin(distances))
-        if distances[nearest] <= radius:
+        outside = np.linalg.norm(np.maximum(0.0, np.maximum(lows - point, point - highs)), axis=1)
+        centre_distances = np.linalg.norm(centres - point, axis=1)
+        nearest = int(np.argmin(outside + 1e-3 * centre_distances))
+        if outside[nearest] <= radius:
             expected.append(nearest)
 
     # The title may be a line or two (Chinese above English): every line centred in its box.

@@ -135,3 +135,26 @@ def test_english_label_needs_colon():
     assert read_labelled_values([_line("NAME OF ACCOUNT", 0, 0)]) == []
     (found,) = read_labelled_values([_line("Name: John Smith", 0, 0)])
     assert found.line.text == "John Smith"
+
+
+def test_label_joined_with_number():
+    from ocr.layout import _label_centre
+
+    # "No." and the serial detected as one line: the label is at the line's start.
+    points = np.array([[0, 0], [900, 0], [900, 40], [0, 40]], dtype=np.float32)
+    x, y = _label_centre(TextLine("No. 0082036", 0.9, points), "No.")
+    assert x == pytest.approx(100.0)
+    assert y == pytest.approx(20.0)
+
+    # The same line upside down: its text's top-left corner is the image's bottom-right.
+    turned = np.array([[900, 40], [0, 40], [0, 0], [900, 0]], dtype=np.float32)
+    x, _ = _label_centre(TextLine("No. 0082036", 0.9, turned), "No.")
+    assert x == pytest.approx(800.0)
+
+
+def test_label_with_english_keeps_centre():
+    from ocr.layout import _label_centre
+
+    points = np.array([[0, 0], [900, 0], [900, 40], [0, 40]], dtype=np.float32)
+    assert _label_centre(TextLine("姓名 Surname", 0.9, points), "姓名") == (450.0, 20.0)
+    assert _label_centre(TextLine("No.", 0.9, points), "No.") == (450.0, 20.0)
