@@ -101,7 +101,8 @@ def _process_in_child(page: Page):
     if "error" in _child:
         return _child["error"]
     try:
-        return process_page(page, engine=_child["engine"], registry=_child["registry"], history=_child["history"])
+        result = process_page(page, engine=_child["engine"], registry=_child["registry"], history=_child["history"])
+        return result.pack()
     except CardCaptureError as exc:
         return _ChildError(exc.message_zh, exc.message_en, exc.exit_code)
 

@@ -249,7 +249,7 @@ def process_queued_scan(store: Store, scan_id: int, read: Callable[[Page, str], 
             content_key=scan.content_key,
             extraction=result.extraction,
             original_png=None,
-            straight_png=_png(result.straight_image),
+            straight_png=result.straight_png(),
             scan_id=scan_id,
             on_stored=lambda session, _card_id: _mark(session, scan_id, DONE),
         )
