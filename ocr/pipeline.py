@@ -62,6 +62,8 @@ class PageResult:
     decision: CardDecision | None = None
     # The straightened image as PNG, encoded on first use.
     encoded_png: bytes | None = None
+    # The page's original image as PNG, when a pool process encoded it (see :meth:`pack`).
+    original_png: bytes | None = None
 
     def straight_png(self) -> bytes:
         """Return the straightened image as PNG, encoding it once."""
@@ -71,14 +73,16 @@ class PageResult:
             self.encoded_png = _png(self.straight_image)
         return self.encoded_png
 
-    def pack(self) -> PageResult:
-        """Keep the straightened image as PNG only and return self.
+    def pack(self, original: np.ndarray | None = None) -> PageResult:
+        """Keep the straightened image as PNG only, encode ``original`` (the page's image) too, and return self.
 
         A pool process sends its result back pickled: the PNG of a 200-dpi A5 card is about a
-        quarter of the array's bytes, and encoding it there takes that work off the storing process.
+        quarter of the array's bytes, and encoding there takes that work off the storing process.
         """
         self.straight_png()
         self.straight_image = None
+        if original is not None:
+            self.original_png = _png(original)
         return self
 
 
@@ -323,7 +327,7 @@ def ingest_paths(
             batch=batch,
             content_key=item.key,
             extraction=result.extraction,
-            original_png=_png(item.image),
+            original_png=result.original_png or _png(item.image),
             straight_png=result.straight_png(),
         )
         report.stored += 1
@@ -376,7 +380,9 @@ def extract_paths(
     written: set[str] = set()
 
     pages = _reported(iter_pages(paths, pdf_dpi=pdf_dpi), on_page)
-    for item, result in process_in_order(pages, engine_name=engine_name, template_dirs=template_dirs, workers=workers):
+    for item, result in process_in_order(
+        pages, engine_name=engine_name, template_dirs=template_dirs, workers=workers, encode_images=False
+    ):
         if isinstance(item, IngestFailure):
             report.failures.append(item)
             continue

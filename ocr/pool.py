@@ -95,14 +95,18 @@ def _start_child(engine_name: str, template_dirs: tuple[str, ...], threads: int,
     log.info("pool process ready pid=%d engine=%s threads=%d", os.getpid(), engine_name, threads)
 
 
-def _process_in_child(page: Page):
+def _process_in_child(page: Page, encode_images: bool = True):
     from ocr.pipeline import process_page
 
     if "error" in _child:
         return _child["error"]
     try:
         result = process_page(page, engine=_child["engine"], registry=_child["registry"], history=_child["history"])
-        return result.pack()
+        if not encode_images:
+            # The caller stores no image, so none travels back.
+            result.straight_image = None
+            return result
+        return result.pack(page.image)
     except CardCaptureError as exc:
         return _ChildError(exc.message_zh, exc.message_en, exc.exit_code)
 
@@ -131,6 +135,7 @@ def process_in_order(
     workers: int = 1,
     wanted: Callable[[Page], bool] = lambda page: True,
     history: dict | None = None,
+    encode_images: bool = True,
 ) -> Iterator[tuple[Page | IngestFailure, object | None]]:
     """Yield ``(item, PageResult or None)`` for every item, in input order.
 
@@ -139,6 +144,8 @@ def process_in_order(
     order before the page is sent to the pool. With ``workers`` 1 the pages are
     processed in this process, with no pool. ``history`` is the store's
     correction history for the confidence (:func:`ocr.confidence.field_history`).
+    With ``encode_images`` a pool process returns both images as PNG
+    (:meth:`ocr.pipeline.PageResult.pack`); without it, it returns no image.
     """
     from ocr.engines import get_engine
     from ocr.pipeline import process_page
@@ -167,7 +174,7 @@ def process_in_order(
     ) as pool:
         pending: deque[tuple[Page | IngestFailure, Future | None]] = deque()
         for item in items:
-            future = pool.submit(_process_in_child, item) if isinstance(item, Page) and wanted(item) else None
+            future = pool.submit(_process_in_child, item, encode_images) if isinstance(item, Page) and wanted(item) else None
             pending.append((item, future))
             # Hand back finished results at the head, and wait once too many pages are in flight.
             while pending and (len(pending) > workers * PAGES_AHEAD_PER_WORKER or _done(pending[0][1])):
