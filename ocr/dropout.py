@@ -82,7 +82,7 @@ def balance_paper(image: np.ndarray) -> np.ndarray:
 
     # The envelope lies on top of the paper grain, so paper balances a little under 1. Its
     # median level per channel, over pixels that look like paper, is scaled back to exactly 1.
-    # Medians over every fourth pixel each way took half the time of the whole function; on six
+    # Medians over every fourth pixel each way took half the time of the whole function. On six
     # generated cards they moved the balanced values by at most 1e-4.
     sample = balanced[::_LEVEL_SAMPLE_STEP, ::_LEVEL_SAMPLE_STEP]
     luma = sample.mean(axis=2)

@@ -266,16 +266,18 @@ class TesseractEngine:
     def _lines(self, image: np.ndarray, psm: int, charset: str | None = None) -> list[TextLine]:
         config = f"--psm {psm}"
         languages = self.languages
-        if charset:
-            # Tesseract 4.1 and later apply the whitelist to the LSTM decoder too. The value is one
-            # shell-split token, so a space in it would end the option: spaces are never listed.
-            config += f" -c tessedit_char_whitelist={charset.replace(' ', '')}"
-            if charset.isascii():
-                # Without Chinese characters to read, chi_sim only adds look-alike CJK readings of digits.
-                languages = "eng"
+        # Tesseract 4.1 and later apply the whitelist to the LSTM decoder too. On the command line
+        # the value is one shell-split token, so a space in it would end the option: spaces are never listed.
+        whitelist = charset.replace(" ", "") if charset else ""
+        if whitelist:
+            config += f" -c tessedit_char_whitelist={whitelist}"
+        if charset and charset.isascii():
+            # Without Chinese characters to read, chi_sim only adds look-alike CJK readings of digits.
+            languages = "eng"
+
         if self._library is not None:
-            whitelist = charset.replace(" ", "") if charset else ""
-            data = _tsv_columns(self._library.tsv(image[:, :, ::-1], languages=languages, psm=psm, whitelist=whitelist))
+            tsv = self._library.tsv(image[:, :, ::-1], languages=languages, psm=psm, whitelist=whitelist)
+            data = _tsv_columns(tsv)
         else:
             data = self._tess.image_to_data(
                 image[:, :, ::-1],  # pytesseract expects RGB

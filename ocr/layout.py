@@ -151,15 +151,15 @@ def _label_centre(line: TextLine, label: str) -> tuple[float, float]:
     Any other line counts as the label's own: a template's label box may span a Chinese label and
     its English one on one line.
     """
-    text, wanted = clean_text(line.text), clean_text(label)
-    start = text.find(wanted)
-    if start < 0 or len(wanted) >= len(text):
+    text, label_text = clean_text(line.text), clean_text(label)
+    start = text.find(label_text)
+    if start < 0 or len(label_text) >= len(text):
         return line.center
-    rest = text[:start] + text[start + len(wanted) :]
+    rest = text[:start] + text[start + len(label_text) :]
     if sum(char.isdigit() for char in rest) < NUMBER_SHARE * len(rest):
         return line.center
 
-    middle = (start + len(wanted) / 2) / len(text)
+    middle = (start + len(label_text) / 2) / len(text)
     top_left, top_right, _bottom_right, bottom_left = np.asarray(line.points, dtype=np.float64)
     point = top_left + middle * (top_right - top_left) + (bottom_left - top_left) / 2
     return float(point[0]), float(point[1])

@@ -69,7 +69,10 @@ class PageResult:
         """Return the straightened image as PNG, encoding it once."""
         if self.encoded_png is None:
             if self.straight_image is None:
-                raise ValueError("the page result holds neither the straightened image nor its PNG")
+                raise ValueError(
+                    "the page result contains neither the straightened image nor its PNG; "
+                    "process the page with encode_images=True to keep them"
+                )
             self.encoded_png = _png(self.straight_image)
         return self.encoded_png
 

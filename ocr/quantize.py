@@ -6,8 +6,8 @@ scales from generated cards) ran it about 3.5 times faster on a 2-core Intel
 Xeon with VNNI, with nearly the same boxes.
 
 NOTE: the activation ranges come from generated cards only. On eight real scans of other forms
-(FUNSD and XFUND) 96.5% of the float detector's lines had an 8-bit line over them (overlap above
-0.5); ``HUKA_OCR_DETECTOR=float`` runs the float model where that matters. The quantized file is committed
+(FUNSD and XFUND), 96.5% of the float detector's lines had an 8-bit line over them (overlap above
+0.5). Where that matters, ``HUKA_OCR_DETECTOR=float`` runs the float model. The quantized file is committed
 beside this module, built by :func:`quantize_detector` (``python -m ocr model
 quantize``) from the float model inside the rapidocr wheel. Its JSON sidecar
 stores the SHA-256 of that source, so a rapidocr release with another detector
