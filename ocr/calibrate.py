@@ -431,7 +431,8 @@ def fit_calibrations(
 
 
 def write_calibrations(calibrations: dict[str, Calibration], folder: Path) -> list[Path]:
-    """Write each calibration to ``<folder>/<template>.calibration.json``."""
+    """Write each calibration to ``<folder>/<template>.calibration.json``, creating ``folder`` if needed."""
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, calibration in calibrations.items():
         path = folder / f"{name}{CALIBRATION_SUFFIX}"

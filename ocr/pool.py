@@ -141,8 +141,10 @@ def process_in_order(
 
     A page for which ``wanted`` returns False, and every :class:`IngestFailure`,
     comes back with None and is not processed. ``wanted`` is called in input
-    order before the page is sent to the pool. With ``workers`` 1 the pages are
-    processed in this process, with no pool. ``history`` is the store's
+    order before the page is sent to the pool. With ``workers`` 1 this process
+    reads the first :data:`PAGES_PER_PROCESS` pages itself, with no pool. A
+    longer run hands the rest to one pool process, replaced as in a pool of
+    several, so no process reads more pages than that. ``history`` is the store's
     correction history for the confidence (:func:`ocr.confidence.field_history`).
     With ``encode_images`` a pool process returns both images as PNG
     (:meth:`ocr.pipeline.PageResult.pack`); without it, it returns no image.
@@ -153,15 +155,37 @@ def process_in_order(
 
     folders = tuple(template_dirs)
     if workers <= 1:
+        items = iter(items)
         engine = get_engine(engine_name)
         registry = load_registry(folders)
+        read = 0
         for item in items:
-            if isinstance(item, Page) and wanted(item):
-                yield item, process_page(item, engine=engine, registry=registry, history=history)
-            else:
+            if not (isinstance(item, Page) and wanted(item)):
                 yield item, None
+                continue
+            yield item, process_page(item, engine=engine, registry=registry, history=history)
+            read += 1
+            if read >= PAGES_PER_PROCESS:
+                break
+        else:
+            return
+        log.info("one-process run continues in a pool process pages_read=%d", read)
+        yield from _in_pool(items, engine_name, folders, 1, wanted, history, encode_images)
         return
 
+    yield from _in_pool(items, engine_name, folders, workers, wanted, history, encode_images)
+
+
+def _in_pool(
+    items: Iterable[Page | IngestFailure],
+    engine_name: str,
+    folders: tuple[str, ...],
+    workers: int,
+    wanted: Callable[[Page], bool],
+    history: dict | None,
+    encode_images: bool,
+) -> Iterator[tuple[Page | IngestFailure, object | None]]:
+    """Run :func:`process_in_order` on a pool of ``workers`` processes, each replaced after :data:`PAGES_PER_PROCESS` pages."""
     share = ThreadShare.for_workers(workers)
     context = multiprocessing.get_context("spawn")
     log.info("process pool starting workers=%d threads_each=%d", workers, share.threads)

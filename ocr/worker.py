@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -64,6 +65,11 @@ TASK_NAME = "hukacapture.process_scan"
 DEFAULT_STALL_TIMEOUT_S = 30.0
 # Seconds before a job whose OCR raised an error runs again.
 RETRY_WAIT_S = 10
+# A worker process that has read this many scans finishes its job, exits with RECYCLE_EXIT_CODE and
+# is replaced by a new one, so that memory the OCR libraries keep does not grow for days. The same
+# count as the local process pool's (ocr.pool.PAGES_PER_PROCESS).
+JOBS_PER_PROCESS = 200
+RECYCLE_EXIT_CODE = 75
 # Any constant: the same in every process that creates the queue tables of one database.
 _SCHEMA_LOCK_ID = 0x4855_4B51
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -224,9 +230,14 @@ class _WorkerState:
 
     store: Store
     template_dirs: tuple[str, ...]
-    # Reviewer corrections by card type and field, read when the worker starts.
-    # NOTE: a long-running worker does not see corrections made after it started.
+    # Reviewer corrections by card type and field, read when the worker process starts. A process
+    # that replaces another reads them again.
     history: dict
+    # Jobs this process has finished, successful or not, and how many it takes before it is replaced (0: no limit).
+    jobs_done: int = 0
+    jobs_per_process: int = 0
+    # Called from the job's thread when the limit is reached: stops the worker after this job.
+    recycle: Callable[[], None] | None = None
 
 
 _state: dict[str, _WorkerState] = {}
@@ -245,7 +256,14 @@ def _read_page(page, engine_name: str):
 
 def _run_scan_job(scan_id: int) -> str:
     """Procrastinate job: OCR one queued scan; the return value is logged by procrastinate."""
-    outcome = process_queued_scan(_state["worker"].store, scan_id, _read_page)
+    state = _state["worker"]
+    try:
+        outcome = process_queued_scan(state.store, scan_id, _read_page)
+    finally:
+        state.jobs_done += 1
+        # Requested before this job returns, so that the worker fetches no further job.
+        if state.recycle is not None and state.jobs_per_process and state.jobs_done >= state.jobs_per_process:
+            state.recycle()
     return outcome.action
 
 
@@ -258,12 +276,18 @@ def run_worker_process(
     once: bool = False,
     name: str = "worker",
     threads: int | None = None,
-) -> None:
-    """Run one worker in this process until it is stopped (SIGTERM, SIGINT), or with ``once`` until the queue is empty."""
+    jobs_per_process: int = JOBS_PER_PROCESS,
+) -> bool:
+    """Run one worker in this process until it is stopped (SIGTERM, SIGINT), or with ``once`` until the queue is empty.
+
+    After ``jobs_per_process`` jobs (0: no limit) the worker stops taking jobs, finishes the one
+    it is running and returns True, so that its process can be replaced; otherwise it returns False.
+    """
     if threads:
         os.environ.setdefault("HUKA_OCR_THREADS", str(threads))
     store = Store(url=db_url, data_dir=Path(data_dir) if data_dir else None)
-    _state["worker"] = _WorkerState(store, template_dirs, field_history(store))
+    state = _WorkerState(store, template_dirs, field_history(store), jobs_per_process=jobs_per_process)
+    _state["worker"] = state
     queue = ScanQueue(db_url)
     queue.ensure_schema()
 
@@ -275,12 +299,12 @@ def run_worker_process(
             except Exception:  # noqa: BLE001 - a failed sweep is logged and tried again next round
                 log.exception("queue sweep failed")
 
-    async def main() -> None:
+    async def main() -> bool:
         async with queue.app.open_async():
             await queue.sweep(store, stall_timeout)
             sweeper = None if once else asyncio.create_task(sweep_forever())
-            try:
-                await queue.app.run_worker_async(
+            worker = asyncio.create_task(
+                queue.app.run_worker_async(
                     queues=[QUEUE_NAME],
                     name=name,
                     concurrency=1,
@@ -290,23 +314,44 @@ def run_worker_process(
                     delete_jobs="successful",
                     install_signal_handlers=True,
                 )
+            )
+            loop = asyncio.get_running_loop()
+            requested = threading.Event()
+
+            def recycle() -> None:
+                log.info("worker recycling name=%s pid=%d jobs=%d", name, os.getpid(), state.jobs_done)
+                requested.set()
+                # Procrastinate stops taking jobs when its task is cancelled and waits for the running one.
+                loop.call_soon_threadsafe(worker.cancel)
+
+            state.recycle = recycle
+            try:
+                await worker
+                return False
+            except asyncio.CancelledError:
+                if not requested.is_set():
+                    raise
+                return True
             finally:
+                state.recycle = None
                 if sweeper is not None:
                     sweeper.cancel()
 
-    log.info("worker starting name=%s pid=%d once=%s", name, os.getpid(), once)
+    log.info("worker starting name=%s pid=%d once=%s jobs_per_process=%d", name, os.getpid(), once, jobs_per_process)
     try:
-        asyncio.run(main())
+        recycled = asyncio.run(main())
     finally:
         store.close()
-    log.info("worker stopped name=%s pid=%d", name, os.getpid())
+    log.info("worker stopped name=%s pid=%d recycled=%s", name, os.getpid(), recycled)
+    return recycled
 
 
 def _child_main(kwargs: dict) -> None:
     logging.basicConfig(level=kwargs.pop("log_level"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # A spawned process starts with the standard record factory, so it masks its own logs.
     install_log_masking()
-    run_worker_process(**kwargs)
+    if run_worker_process(**kwargs):
+        raise SystemExit(RECYCLE_EXIT_CODE)
 
 
 def run_workers(
@@ -317,19 +362,19 @@ def run_workers(
     processes: int,
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S,
     once: bool = False,
+    jobs_per_process: int = JOBS_PER_PROCESS,
 ) -> int:
     """Run ``processes`` worker processes and wait for them; return how many ended with an error.
 
-    A worker process that dies (killed, out of memory) is started again unless
-    this process is stopping or ``once`` is set. The stalled-job sweep of the
-    other workers, or of its successor, queues its job again.
+    Each worker runs in a process of its own, also when there is one, so that it can be replaced.
+    A worker process that read ``jobs_per_process`` scans (0: no limit) exits and a new one takes
+    its place, also with ``once``. A worker process that dies (killed, out of memory) is started
+    again unless this process is stopping or ``once`` is set. The stalled-job sweep of the other
+    workers, or of its successor, queues its job again.
     """
     from ocr.pool import ThreadShare
 
     threads = ThreadShare.for_workers(processes).threads
-    if processes <= 1:
-        run_worker_process(db_url, data_dir, template_dirs, stall_timeout=stall_timeout, once=once, threads=threads)
-        return 0
 
     # Create the queue tables once here, not in N processes at the same time.
     ensure_queue_schema(QueueSettings.from_db_url(db_url))
@@ -341,6 +386,7 @@ def run_workers(
         "stall_timeout": stall_timeout,
         "once": once,
         "threads": threads,
+        "jobs_per_process": jobs_per_process,
         "log_level": logging.getLogger().level,
     }
 
@@ -368,7 +414,10 @@ def run_workers(
                 if process.exitcode is None:
                     continue
                 del children[index]
-                if process.exitcode != 0:
+                if process.exitcode == RECYCLE_EXIT_CODE:
+                    if not stopping:
+                        children[index] = start(index)
+                elif process.exitcode != 0:
                     failed += 1
                     log.error("worker process ended name=worker-%d exit=%s", index, process.exitcode)
                     if not stopping and not once:
@@ -418,6 +467,15 @@ def worker_command(
             "seconds without a heartbeat after which a worker counts as dead and its job is queued again",
         ),
     ] = DEFAULT_STALL_TIMEOUT_S,
+    jobs_per_process: Annotated[
+        int,
+        typer.Option(
+            "--jobs-per-process",
+            min=0,
+            help="每个识别进程处理这么多张扫描件后由新进程接替，以免内存增长；0 表示不替换 / "
+            "replace a worker process by a new one after this many scans, so that its memory does not grow; 0: never",
+        ),
+    ] = JOBS_PER_PROCESS,
 ) -> None:
     """从任务队列取出扫描件进行识别并入库（需要 PostgreSQL）。 / Run OCR workers on the queued scans (PostgreSQL)."""
     from ocr.cli import say
@@ -456,6 +514,7 @@ def worker_command(
         processes=count,
         stall_timeout=stall_timeout,
         once=once,
+        jobs_per_process=jobs_per_process,
     )
     if failed:
         raise typer.Exit(ExitCode.PARTIAL)

@@ -72,3 +72,21 @@ def test_ingest_pool_skips_stored_pages(stack: Path, tmp_path: Path):
     assert report.stored == 1
     assert report.duplicates == 2
     assert len(store.list_cards()) == 2
+
+
+def test_long_one_process_run_continues_in_pool(stack: Path, tmp_path: Path, monkeypatch, caplog):
+    # A one-process run reads its first PAGES_PER_PROCESS pages itself, here one page. The second
+    # page goes to a pool process, and the rescan of the first is skipped as a duplicate.
+    import ocr.pool
+
+    whole = Store(data_dir=tmp_path / "whole")
+    ingest_paths([stack], whole, batch="b", workers=1)
+    monkeypatch.setattr(ocr.pool, "PAGES_PER_PROCESS", 1)
+    handed = Store(data_dir=tmp_path / "handed")
+
+    with caplog.at_level("INFO", logger="ocr.pool"):
+        report = ingest_paths([stack], handed, batch="b", workers=1)
+
+    assert any("continues in a pool process pages_read=1" in record.getMessage() for record in caplog.records)
+    assert (report.pages, report.stored, report.duplicates) == (3, 2, 1)
+    assert stored_cards(handed) == stored_cards(whole)

@@ -9,6 +9,7 @@ starts one, and without it they are skipped.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -253,6 +254,28 @@ def test_two_workers_claim_each_job_once(pg_url: str, tmp_path: Path):
             select(AuditRow.card_id, func.count(AuditRow.id)).where(AuditRow.action == "extracted").group_by(AuditRow.card_id)
         ).all()
     assert sorted(count for _, count in extracted) == [1, 1, 1, 1]
+
+
+@needs_postgres
+def test_worker_process_replaced_after_its_jobs(pg_url: str, stack: Path, tmp_path: Path):
+    data = str(tmp_path / "data")
+    assert run_cli(["ingest", str(stack), "--queue", "--db", pg_url, "--data-dir", data], tmp_path).returncode == 0
+
+    worker = run_cli(
+        ["-v", "worker", "--once", "--processes", "1", "--jobs-per-process", "1", "--db", pg_url, "--data-dir", data],
+        tmp_path,
+    )
+
+    assert worker.returncode == 0, worker.stderr
+    # Each process read one scan and made way for the next: two processes for two scans, and a
+    # third that found the queue empty.
+    recycled = re.findall(r"worker stopped name=worker-0 pid=(\d+) recycled=True", worker.stderr)
+    assert len(recycled) == 2, worker.stderr
+    assert len(set(recycled)) == 2, worker.stderr
+    store = Store(url=pg_url, data_dir=data)
+    assert counts(store)["cards"] == 2
+    assert [(state, attempts) for _, state, attempts in queue_rows(store)] == [("done", 1), ("done", 1)]
+    assert queue_jobs(pg_url) == []
 
 
 @needs_postgres
