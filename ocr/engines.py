@@ -139,6 +139,9 @@ class RapidOcrEngine:
         # Field zones are small crops: the page setting (shorter side scaled up to at least 736 px)
         # would enlarge a 100 x 500 crop about sevenfold, so zones keep their size up to 960 px. Zone
         # crops keep the library's recognition width: the calibration was fitted on those scores.
+        # Padding zone lines to 160 px read them in 60% of the CPU, with 1,379 of 1,395 fields right
+        # on 90 generated cards against 1,380 at 320 px. But a calibration fitted again on 160 px
+        # reads accepted 81% of 3,720 fields out of fold, against 88% at 320 px.
         self._zone_ocr = RapidOCR(params={**params, "Det.limit_type": "max", "Det.limit_side_len": 960})
         log.info(
             "rapidocr engine ready models=%s,%s detector=%s (%s)",
@@ -171,15 +174,18 @@ class RapidOcrEngine:
             return []
         return [np.asarray(box, dtype=np.float32) for box in boxes]
 
-    def read_lines(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[TextLine]:
+    def read_lines(self, image: np.ndarray, boxes: list[np.ndarray], *, upright: bool = False) -> list[TextLine]:
         """Read the line in each box of ``image`` (4 x 2 corners in its pixels); one TextLine per box, in order.
 
-        The direction classifier turns upside-down lines first, as in :meth:`read_page`. A box
-        that contains nothing readable gives a line with empty text and score 0.
+        The direction classifier turns upside-down lines first, as in :meth:`read_page`, unless
+        ``upright`` says the page is known to be the right way up. A box that contains nothing
+        readable gives a line with empty text and score 0.
         """
         if not boxes:
             return []
-        crops, _ = self._ocr.cls_and_rotate([crop_line(image, box) for box in boxes])
+        crops = [crop_line(image, box) for box in boxes]
+        if not upright:
+            crops, _ = self._ocr.cls_and_rotate(crops)
         reads = _recognise(self._ocr, crops)
         return [
             TextLine(text=text, score=score, points=np.asarray(box, dtype=np.float32))

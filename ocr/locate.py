@@ -3,10 +3,12 @@
 Text detection finds every line of the page. Recognition, the costly half of
 page OCR, then runs on few of them:
 
-1. the first line of every third row, then of every row if no template fits
-   yet: on a printed form the first line of a row is mostly a label;
+1. the first line of every third row, then of the rows in between, a third
+   at a time, until a template fits: on a printed form the first line of a
+   row is mostly a label;
 2. once a template fits those, the lines where that template expects its
-   other labels and its title.
+   other labels and its title. The fit shows which way up the page is, so
+   these lines skip the direction classifier.
 
 The value lines are left to the zone OCR of :mod:`ocr.recognize`, which reads
 them from cleaned crops anyway. A page that no template fits this way is read
@@ -137,12 +139,12 @@ def _detect(engine: OcrEngine, image: np.ndarray) -> PageLines:
     return PageLines(image, boxes)
 
 
-def _read(engine: OcrEngine, page: PageLines, indices: list[int]) -> None:
-    """Recognise the given lines of ``page`` that are not read yet."""
+def _read(engine: OcrEngine, page: PageLines, indices: list[int], *, upright: bool = False) -> None:
+    """Recognise the given lines of ``page`` that are not read yet; ``upright`` when the page is known to be upright."""
     todo = sorted({i for i in indices if i not in page.read})
     if not todo:
         return
-    lines = engine.read_lines(page.image, [page.boxes[i] for i in todo])  # type: ignore[attr-defined]
+    lines = engine.read_lines(page.image, [page.boxes[i] for i in todo], upright=upright)  # type: ignore[attr-defined]
     page.read.update(zip(todo, lines))
 
 
@@ -245,21 +247,22 @@ def locate(image: np.ndarray, candidates: list[int], engine: OcrEngine, registry
     best: tuple[PageLines, LayoutMatch, int] | None = None
 
     for quarter in candidates:
-        # Detect every line; read the first of every third row, then of the others if no template fits yet.
+        # Detect every line; read the first of every third row, then of the rows in between until a template fits.
         page = _detect(engine, apply_quarter_turn(image, quarter))
         starts = row_starts(page.boxes)
-        _read(engine, page, starts[::FIRST_ROW_STEP])
-        first = _best_fit(page, registry)
-        if first is None:
-            _read(engine, page, starts)
+        first = None
+        for offset in range(FIRST_ROW_STEP):
+            _read(engine, page, starts[offset::FIRST_ROW_STEP])
             first = _best_fit(page, registry)
+            if first is not None:
+                break
 
         # A template that fits the first rows gives where its other labels are: read those.
         if first is not None:
             page, first, quarter = _upright(page, first, quarter, registry)
             for fit in fit_templates(page.lines(), registry):
                 if fit.transform is not None and fit.anchors_found >= MIN_FIRST_ANCHORS:
-                    _read(engine, page, _expected_lines(page, fit))
+                    _read(engine, page, _expected_lines(page, fit), upright=True)
             match = match_layout(page.lines(), registry)
             if match.card_type != UNKNOWN_CARD_TYPE and match.score >= MIN_STAGED_SCORE:
                 return _located(page, match, quarter)

@@ -77,6 +77,21 @@ def test_read_lines_keeps_box_order(engine):
     assert engine.read_lines(page, []) == []
 
 
+def test_read_lines_upright_skips_turning(engine):
+    page = np.full((200, 700, 3), 255, dtype=np.uint8)
+    cv2.putText(page, "E12345678", (20, 160), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (20, 20, 20), 3, cv2.LINE_AA)
+    box = _box(10, 110, 300, 180)
+    # The same line on the page turned by 180 degrees; its crop comes out upside down.
+    upside_down = cv2.rotate(page, cv2.ROTATE_180)
+    turned_box = _box(699 - 300, 199 - 180, 699 - 10, 199 - 110)
+
+    # Without ``upright`` the direction classifier turns the upside-down line back. With it, the
+    # line is read as it lies, so its text no longer matches.
+    assert engine.read_lines(upside_down, [turned_box])[0].text.replace(" ", "") == "E12345678"
+    assert engine.read_lines(upside_down, [turned_box], upright=True)[0].text.replace(" ", "") != "E12345678"
+    assert engine.read_lines(page, [box], upright=True)[0].text.replace(" ", "") == "E12345678"
+
+
 @pytest.mark.parametrize(("seed", "card_type"), [(11, "foreign_guest"), (12, "domestic_guest")])
 def test_locate_reads_labels_only(engine, registry, seed, card_type):
     image, truth = generate_card(seed, card_type, "handwriting", dpi=200)
