@@ -15,7 +15,7 @@ import typer
 from ocr.bench_accuracy import bench_accuracy_command
 from ocr.calibrate import bench_calibrate_command
 from ocr.bench_prep import bench_prep_command
-from ocr.cli_admin import audit_app, retention_command
+from ocr.cli_admin import audit_app, key_app, retention_command
 from ocr.cli_arrivals import arrivals_app
 from ocr.bench_throughput import bench_throughput_command
 from ocr.check import check_command
@@ -581,6 +581,7 @@ bench_app.command("accuracy")(bench_accuracy_command)
 bench_app.command("calibrate")(bench_calibrate_command)
 app.add_typer(template_app, name="template")
 app.add_typer(audit_app, name="audit")
+app.add_typer(key_app, name="key")
 app.command("retention")(retention_command)
 app.add_typer(user_app, name="user")
 app.command("worker")(worker_command)

@@ -1,4 +1,4 @@
-"""Command line for the data protection tasks: ``python -m ocr audit verify`` and ``python -m ocr retention``.
+"""Command line for the data protection tasks: ``audit verify``, ``retention`` and ``key rotate|encrypt-existing``.
 
 Messages are Chinese unless ``--lang en`` is given, as for every command.
 """
@@ -10,11 +10,16 @@ from typing import Annotated, Optional
 
 import typer
 
-__all__ = ["audit_app", "retention_command"]
+__all__ = ["audit_app", "key_app", "retention_command"]
 
 audit_app = typer.Typer(
     no_args_is_help=True,
     help="审计日志：检查哈希链是否完整。 / Audit log: check that its hash chain is intact.",
+)
+
+key_app = typer.Typer(
+    no_args_is_help=True,
+    help="加密密钥：更换密钥，或加密启用加密之前的数据。 / Encryption key: rotate it, or encrypt data written without it.",
 )
 
 DbOption = Annotated[
@@ -130,3 +135,94 @@ def retention_command(
             f"{report.kept_unsettled} more cards are past the period but their records are not sent or not "
             "acknowledged, and are kept (add --force to delete them too)",
         )
+
+
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--config",
+        help="配置文件，用于找到归档目录，默认 $HUKA_CONFIG 或 ./hukacapture.toml / config file, for the archive folder",
+    ),
+]
+
+
+def _archive_folders(config: Path | None, data_dir: Path) -> list[Path]:
+    from ocr.transmit.archive import archive_root
+    from ocr.transmit.config import load_config
+
+    return [archive_root(load_config(config), data_dir)]
+
+
+def _say_key_report(report, *, rotating: bool) -> None:
+    kept_zh = "已是新密钥" if rotating else "已加密"
+    kept_en = "under the new key already" if rotating else "encrypted already"
+    _say(
+        f"数据库值：重新加密 {report.values_reencrypted} 个，新加密（原为明文）{report.values_encrypted} 个，"
+        f"{kept_zh} {report.values_current} 个。文件：重新加密 {report.files_reencrypted} 个，"
+        f"新加密 {report.files_encrypted} 个，{kept_zh} {report.files_current} 个。",
+        f"database values: {report.values_reencrypted} re-encrypted, {report.values_encrypted} encrypted "
+        f"(were plain), {report.values_current} {kept_en}. Files: {report.files_reencrypted} re-encrypted, "
+        f"{report.files_encrypted} encrypted, {report.files_current} {kept_en}",
+    )
+    if report.files_missing:
+        from ocr.cli import warn
+
+        warn(
+            f"数据库中登记的 {report.files_missing} 个图像文件不存在，已跳过。请运行 python -m ocr check 查看。",
+            f"{report.files_missing} image files that the database names do not exist and were skipped; "
+            "run python -m ocr check for the list",
+        )
+
+
+@key_app.command("rotate")
+def key_rotate(config: ConfigOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """用 $HUKA_NEW_ENCRYPTION_KEY 中的新密钥重新加密全部数据；中断后再运行即可继续。 / Re-encrypt everything under the key in $HUKA_NEW_ENCRYPTION_KEY; run again to resume."""
+    from ocr.crypto import KEY_ENV, NEW_KEY_ENV
+    from ocr.keys import rotate_key
+
+    # The key check is rotate_key's: a store with an unfinished rotation does not open otherwise.
+    store = _store_unchecked(db, data_dir)
+    try:
+        report = rotate_key(store, archive_folders=_archive_folders(config, store.data_dir))
+    finally:
+        store.close()
+    _say_key_report(report, rotating=True)
+    if report.finished_before:
+        _say(
+            f"此数据库在本次运行之前已改用 {NEW_KEY_ENV} 中的密钥（更换已完成），本次只检查了数据并转换了上面列出的部分。",
+            f"the store used the key in ${NEW_KEY_ENV} before this run already (the rotation had finished); "
+            "this run only checked the data and converted what is counted above",
+        )
+    else:
+        _say("密钥已更换，数据库现在只接受新密钥。", "key rotated; the store now opens only with the new key")
+    _say(
+        f"请在每台工作站和识别机上把 {KEY_ENV} 改为新密钥，删除 {NEW_KEY_ENV}，再启动其他程序。"
+        "原密钥请保留到用它加密的备份都已删除为止。",
+        f"on every station and worker, set ${KEY_ENV} to the new key and remove ${NEW_KEY_ENV} before starting "
+        "the other programs. Keep the old key until every backup encrypted with it is deleted",
+    )
+
+
+@key_app.command("encrypt-existing")
+def key_encrypt_existing(config: ConfigOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """用 $HUKA_ENCRYPTION_KEY 加密未加密时写入的数据与文件；中断后再运行即可继续。 / Encrypt the data and files written without a key under $HUKA_ENCRYPTION_KEY; run again to resume."""
+    from ocr.crypto import KEY_ENV
+    from ocr.keys import encrypt_existing
+
+    store = _store_unchecked(db, data_dir)
+    try:
+        report = encrypt_existing(store, archive_folders=_archive_folders(config, store.data_dir))
+    finally:
+        store.close()
+    _say_key_report(report, rotating=False)
+    _say(
+        f"已加密全部数据。此后每个打开此数据库的程序都需要设置 {KEY_ENV}。",
+        f"all data is encrypted; from now on every program that opens this store needs ${KEY_ENV}",
+    )
+
+
+def _store_unchecked(db: str | None, data_dir: Path | None):
+    """Open the store without comparing the encryption key; the key commands check the keys themselves."""
+    from ocr.store import Store
+
+    return Store(url=db, data_dir=data_dir, create=False, check_key=False)

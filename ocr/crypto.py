@@ -11,14 +11,18 @@ store encrypts with AES-256-GCM (the ``cryptography`` package):
 
 A column value is stored as ``enc1:`` and the base64 of nonce and ciphertext; a
 file starts with ``HUKAENC1`` and the nonce. Reading decrypts both, so the
-review app, export and transmission see plain values. Values written before the
-key was set stay readable as they are (they are not encrypted afterwards), and
-card states in audit events stay plain, because queries compare them.
+review app, export and transmission see plain values. Values and files written
+before the key was set stay readable as they are, until ``python -m ocr key
+encrypt-existing`` encrypts them. Card states in audit events stay plain,
+because queries compare them.
 
 Once a store was opened with a key, it records the key's check value
-(an HMAC-SHA256 of a constant under the key), and every later open without
-the key or with another key stops with :class:`EncryptionError`. The key
-itself is never stored or logged.
+(an HMAC-SHA256 of a constant under the key) in row 1 of
+``encryption_key_check``, and every later open without the key or with another
+key stops with :class:`EncryptionError`. ``python -m ocr key rotate``
+re-encrypts the store under the key in ``$HUKA_NEW_ENCRYPTION_KEY``. While it
+runs, row 2 contains the new key's check value and every other open stops too
+(see ocr.keys). The key itself is never stored or logged.
 """
 
 from __future__ import annotations
@@ -44,19 +48,29 @@ from sqlalchemy.types import TypeDecorator
 from ocr.errors import CardCaptureError, ExitCode
 
 __all__ = [
+    "FILE_MAGIC",
     "KEY_ENV",
+    "NEW_KEY_ENV",
+    "PLAIN_VALUES",
+    "ROTATION_KEY_ROW",
+    "STORE_KEY_ROW",
+    "TEXT_PREFIX",
     "EncryptedJSON",
     "EncryptedText",
     "EncryptionError",
+    "StoreKey",
     "check_store_key",
     "decrypt_file_bytes",
     "encrypt_file_bytes",
     "encryption_enabled",
     "generate_key",
+    "load_key",
     "read_stored_file",
 ]
 
 KEY_ENV = "HUKA_ENCRYPTION_KEY"
+# The key that python -m ocr key rotate re-encrypts the store under; read only by that command.
+NEW_KEY_ENV = "HUKA_NEW_ENCRYPTION_KEY"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 TEXT_PREFIX = "enc1:"
@@ -66,6 +80,9 @@ PLAIN_VALUES = frozenset(
     {"extracted", "needs_review", "auto_accepted", "approved", "rejected", "exported"}
 )
 _CHECK_MESSAGE = b"hukacapture key check 1"
+# Rows of encryption_key_check: the store's key, and the new key while a rotation runs.
+STORE_KEY_ROW = 1
+ROTATION_KEY_ROW = 2
 
 
 class EncryptionError(CardCaptureError):
@@ -80,16 +97,16 @@ def generate_key() -> str:
 
 
 @lru_cache(maxsize=4)
-def _cipher_for(raw: str) -> tuple[AESGCM, str]:
+def _cipher_for(raw: str, env_name: str = KEY_ENV) -> tuple[AESGCM, str]:
     try:
         key = base64.urlsafe_b64decode(raw.strip().encode("ascii"))
     except (binascii.Error, UnicodeEncodeError, ValueError):
         key = b""
     if len(key) != KEY_BYTES:
         raise EncryptionError(
-            f"环境变量 {KEY_ENV} 的格式无效：应为 32 字节密钥的 URL 安全 base64 编码（44 个字符）。"
+            f"环境变量 {env_name} 的格式无效：应为 32 字节密钥的 URL 安全 base64 编码（44 个字符）。"
             "请用 python -m ocr.crypto genkey 生成密钥。",
-            f"${KEY_ENV} is invalid: expected 32 bytes in URL-safe base64 (44 characters); "
+            f"${env_name} is invalid: expected 32 bytes in URL-safe base64 (44 characters); "
             "make a key with python -m ocr.crypto genkey",
         )
     check = hmac.new(key, _CHECK_MESSAGE, hashlib.sha256).hexdigest()
@@ -123,10 +140,19 @@ def _wrong_key() -> EncryptionError:
     )
 
 
-def _encrypt(plain: bytes) -> bytes:
-    cipher, _check = _cipher()
+def _encrypt_with(cipher: AESGCM, plain: bytes) -> bytes:
     nonce = secrets.token_bytes(NONCE_BYTES)
     return nonce + cipher.encrypt(nonce, plain, None)
+
+
+def _decrypt_with(cipher: AESGCM, sealed: bytes) -> bytes:
+    """Return the plain bytes; raises InvalidTag when ``cipher`` is not the key or the data is damaged."""
+    return cipher.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], None)
+
+
+def _encrypt(plain: bytes) -> bytes:
+    cipher, _check = _cipher()
+    return _encrypt_with(cipher, plain)
 
 
 def _decrypt(sealed: bytes) -> bytes:
@@ -135,9 +161,57 @@ def _decrypt(sealed: bytes) -> bytes:
         raise _missing_key()
     cipher, _check = current
     try:
-        return cipher.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], None)
+        return _decrypt_with(cipher, sealed)
     except InvalidTag as exc:
         raise _wrong_key() from exc
+
+
+class StoreKey:
+    """One key given explicitly, for the key commands that read with one key and write with another.
+
+    The store's own reads and writes take the key from ``$HUKA_ENCRYPTION_KEY``
+    instead. The ``open_*`` methods return None when the data was not
+    encrypted with this key (or is damaged), so a caller can try another key.
+    """
+
+    def __init__(self, raw: str, env_name: str) -> None:
+        """Parse ``raw`` (a key from ``env_name``); raises :class:`EncryptionError` naming ``env_name`` when invalid."""
+        self._cipher, self.check = _cipher_for(raw, env_name)
+
+    def seal_text(self, plain: str) -> str:
+        """Return the stored form of a column value: ``enc1:`` and the base64 of nonce and ciphertext."""
+        sealed = _encrypt_with(self._cipher, plain.encode("utf-8"))
+        return TEXT_PREFIX + base64.b64encode(sealed).decode("ascii")
+
+    def open_text(self, stored: str) -> str | None:
+        """Return the plain value of an ``enc1:`` column value, or None when this key does not open it."""
+        try:
+            sealed = base64.b64decode(stored[len(TEXT_PREFIX) :], validate=True)
+            return _decrypt_with(self._cipher, sealed).decode("utf-8")
+        except (binascii.Error, ValueError, InvalidTag):
+            return None
+
+    def seal_file(self, plain: bytes) -> bytes:
+        """Return the stored form of a file: ``HUKAENC1``, the nonce and the ciphertext."""
+        return FILE_MAGIC + _encrypt_with(self._cipher, plain)
+
+    def open_file(self, stored: bytes) -> bytes | None:
+        """Return the plain content of an encrypted file, or None when this key does not open it."""
+        try:
+            return _decrypt_with(self._cipher, stored[len(FILE_MAGIC) :])
+        except InvalidTag:
+            return None
+
+
+def load_key(env_name: str = KEY_ENV) -> StoreKey | None:
+    """Return the key in the environment variable ``env_name``, or None when it is unset or empty.
+
+    Raises :class:`EncryptionError` naming the variable when the value is not a valid key.
+    """
+    raw = os.environ.get(env_name, "")
+    if not raw.strip():
+        return None
+    return StoreKey(raw, env_name)
 
 
 def encrypt_file_bytes(data: bytes) -> bytes:
@@ -208,15 +282,29 @@ class EncryptedJSON(TypeDecorator):
         return value
 
 
+def _rotation_running() -> EncryptionError:
+    return EncryptionError(
+        "此数据库正在更换加密密钥，更换尚未完成，在完成之前不能使用。请停止其他使用此数据库的程序，"
+        f"把原密钥放入环境变量 {KEY_ENV}、新密钥放入 {NEW_KEY_ENV}，再运行一次 python -m ocr key rotate。",
+        "a key rotation of this store started and has not finished, and the store cannot be used until it does; "
+        f"stop the other programs that use the store, put the old key in ${KEY_ENV} and the new key in "
+        f"${NEW_KEY_ENV}, and run python -m ocr key rotate again",
+    )
+
+
 def check_store_key(engine: Engine, table: Table) -> None:
     """Compare the key with the one the store was first encrypted with; record it on first use.
 
     ``table`` is the ``encryption_key_check`` table. Raises :class:`EncryptionError`
-    when the store is encrypted and the key is missing or another key.
+    when the store is encrypted and the key is missing or another key, and
+    while a key rotation of the store has not finished.
     """
     current = _cipher()
     with engine.begin() as connection:
-        stored = connection.execute(select(table.c.key_check).where(table.c.id == 1)).scalar_one_or_none()
+        rows = dict(connection.execute(select(table.c.id, table.c.key_check)).all())
+    if ROTATION_KEY_ROW in rows:
+        raise _rotation_running()
+    stored = rows.get(STORE_KEY_ROW)
     if stored is None and current is None:
         return
     if current is None:
@@ -226,13 +314,17 @@ def check_store_key(engine: Engine, table: Table) -> None:
         try:
             with engine.begin() as connection:
                 connection.execute(
-                    table.insert().values(id=1, key_check=check, created_at=datetime.now(UTC).replace(tzinfo=None))
+                    table.insert().values(
+                        id=STORE_KEY_ROW, key_check=check, created_at=datetime.now(UTC).replace(tzinfo=None)
+                    )
                 )
             return
         except IntegrityError:
             # Another station recorded its key at the same moment; compare with that one.
             with engine.begin() as connection:
-                stored = connection.execute(select(table.c.key_check).where(table.c.id == 1)).scalar_one()
+                stored = connection.execute(
+                    select(table.c.key_check).where(table.c.id == STORE_KEY_ROW)
+                ).scalar_one()
     if not hmac.compare_digest(stored, check):
         raise EncryptionError(
             f"环境变量 {KEY_ENV} 中的密钥不是此数据库加密所用的密钥。请设置正确的密钥；没有正确的密钥，已加密的数据无法读取。",

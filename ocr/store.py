@@ -317,7 +317,10 @@ def _was_transmitted(session: Session, card_id: int) -> bool:
 
 
 class EncryptionKeyCheckRow(Base):
-    """The check value of the key the store was first encrypted with (see ocr.crypto); absent while unencrypted."""
+    """A key check value (see ocr.crypto): row 1 for the store's key, absent while unencrypted.
+
+    Row 2 exists only while ``python -m ocr key rotate`` runs, for the new key (see ocr.keys).
+    """
 
     __tablename__ = "encryption_key_check"
 
@@ -337,11 +340,20 @@ def _enable_sqlite_pragmas(dbapi_connection, _record) -> None:
 class Store:
     """Data-access layer over SQLite (default) or PostgreSQL."""
 
-    def __init__(self, url: str | None = None, data_dir: Path | str | None = None, *, create: bool = True) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        data_dir: Path | str | None = None,
+        *,
+        create: bool = True,
+        check_key: bool = True,
+    ) -> None:
         """Open the store, creating the data folder and the database unless ``create`` is off.
 
         With ``create`` off, a missing SQLite file raises :class:`StoreError`, so a
         mistyped path in a reading command does not make a new, empty store.
+        ``check_key`` off skips the comparison with the store's encryption key;
+        only the key commands of ocr.keys, which check the keys themselves, turn it off.
         """
         # Absolute, so the image paths stored in rows stay valid for a process started in another folder.
         self.data_dir = (Path(data_dir) if data_dir is not None else default_data_dir()).absolute()
@@ -397,7 +409,8 @@ class Store:
                 f"cannot open database: {exc.orig}",
             ) from exc
         # A store encrypted once needs its key from then on; stop here rather than fail on the first value.
-        check_store_key(self.engine, EncryptionKeyCheckRow.__table__)
+        if check_key:
+            check_store_key(self.engine, EncryptionKeyCheckRow.__table__)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         log.debug("store opened dialect=%s encrypted=%s", self.engine.dialect.name, encryption_enabled())
 

@@ -1,0 +1,664 @@
+"""Key rotation and encryption of plain data: ``python -m ocr key rotate`` and ``key encrypt-existing``.
+
+Both commands bring the whole store under one target key. That covers every
+value of the EncryptedText and EncryptedJSON columns of the tables on
+``ocr.store.Base``, and every file in the data folder's ``images/``. It also
+covers every image file a row names and every file in the archive folders.
+A plain value or file is encrypted. One that the previous key opens is
+decrypted and encrypted again under the target key. One that the target key
+opens already is left as it is. So a run started again after a crash skips
+what the killed run committed, and converts only the rest. Empty values and
+card states stay plain, as the store writes them.
+
+``key rotate`` reads the current key from ``$HUKA_ENCRYPTION_KEY`` and the new
+key from ``$HUKA_NEW_ENCRYPTION_KEY``, never from the command line, because any
+user can read a process's arguments. It runs these steps:
+
+1. Check the keys: the new key is valid and differs from the current one, and
+   the current key is the store's (row 1 of ``encryption_key_check``).
+2. Write the new key's check value to row 2 of ``encryption_key_check`` and
+   commit. While row 2 exists, every open of the store other than by these
+   commands stops with a message to finish the rotation
+   (:func:`ocr.crypto.check_store_key`). So no other process reads the
+   half-converted store or starts writing under the old key. Only this command
+   reads with both keys.
+3. Convert the values table by table, in transactions of :data:`BATCH_ROWS`
+   rows. An update applies only while the column still contains the value read
+   (compare and set), so the command never overwrites a concurrent change. A
+   table with such changes is read again, at most :data:`MAX_PASSES` times.
+4. Convert the files. The new content goes to a temporary file in the same
+   folder, which is flushed with fsync and renamed over the file with
+   ``os.replace``, and then the folder is flushed. A file thus always contains
+   either its old or its new content. The next run deletes temporary files that a
+   killed run left.
+5. If any value or file opens with neither key, stop before step 6 and name
+   them. Row 2 stays, so the store stays closed to other programs.
+6. In one transaction, set row 1 to the new key's check value and delete row 2.
+   From then on the store opens only with the new key.
+7. Overwrite the old forms in the database files: ``VACUUM`` and a WAL
+   checkpoint on SQLite, ``VACUUM FULL`` of the tables with encrypted columns
+   on PostgreSQL. Other programs wait for the database while this runs.
+
+A run killed at any point (SIGKILL, power cut) loses nothing. Until step 6
+commits, every value and file is either in its old form, which the old key
+opens, or its new form, which the new key opens, and the command reads both.
+Running the same command again with the same two keys finishes the rotation.
+After step 6 the command finds row 1 equal to the new key, checks that
+everything opens with the new key, converts what does not, and repeats step 7.
+
+``key encrypt-existing`` encrypts a store that was used without a key, or the
+values and files written before ``$HUKA_ENCRYPTION_KEY`` was set, under that
+key; there is no previous key. It first records the key's check value in row 1
+as any open with a key does, so from then on the store needs the key. The
+store reads plain and encrypted values alike, so it stays usable while the
+command runs and after a killed run; this command needs no row 2. It then runs
+steps 3, 4, 5 and 7, and running it again finishes a killed run.
+
+The audit hash chain covers the plain values (see ocr.audit), so neither
+command changes a hash, and ``python -m ocr audit verify`` still passes.
+Only one key command runs at a time on a store: an advisory lock on
+PostgreSQL, an ``flock`` of ``<database>.rekey-lock`` on SQLite. Logs
+contain counts only.
+
+NOTE: a program that opened the store before step 2 (a review app, a worker)
+keeps writing under the old key until it stops, and nothing detects it. Stop
+every program that uses the store before a rotation. Running ``key rotate``
+again with both keys converts what such a program wrote. Backups made before
+a run, the old content of replaced files in the file system's free space and
+PostgreSQL's WAL archives keep the old forms. The search log's HMAC key is
+derived from ``$HUKA_ENCRYPTION_KEY`` unless ``$HUKA_SEARCH_LOG_KEY`` is set
+(see ocr.search), so after a rotation a lookup by value finds only the
+searches made since.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Column, Table, Text, bindparam, cast, delete, func, select, text, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.types import JSON
+
+from ocr.crypto import (
+    FILE_MAGIC,
+    KEY_ENV,
+    NEW_KEY_ENV,
+    PLAIN_VALUES,
+    ROTATION_KEY_ROW,
+    STORE_KEY_ROW,
+    TEXT_PREFIX,
+    EncryptedJSON,
+    EncryptedText,
+    EncryptionError,
+    StoreKey,
+    check_store_key,
+    load_key,
+)
+from ocr.errors import CardCaptureError, ExitCode
+from ocr.migrations import load_models
+from ocr.store import ArchiveRow, CardRow, EncryptionKeyCheckRow, ScanRow, Store, _now
+
+__all__ = [
+    "BATCH_ROWS",
+    "MAX_PASSES",
+    "KeyCommandBusyError",
+    "KeyReport",
+    "KeyRotationError",
+    "encrypt_existing",
+    "rotate_key",
+]
+
+log = logging.getLogger(__name__)
+
+# Rows converted per database transaction.
+BATCH_ROWS = 500
+# Reads of one table, when other programs changed some of its rows while it was converted.
+MAX_PASSES = 5
+# Values and files named one by one in an error message. The rest are counted.
+MAX_LISTED = 20
+# Suffix of the temporary file that replaces a stored file. The next run deletes leftovers.
+TEMPORARY_SUFFIX = ".rekey-tmp"
+# Any constant works, but it must differ from the migration lock of ocr.migrations.
+_PG_ADVISORY_LOCK_ID = 0x4855_4B45
+# How long a key command waits on PostgreSQL for the lock of another one before it stops.
+LOCK_TIMEOUT_S = 10
+
+# Kinds of stored item that a conversion finds.
+_KEPT = "kept"  # None, empty or a card state: stays plain by design
+_CURRENT = "current"  # opens with the target key already
+_ENCRYPTED = "encrypted"  # was plain
+_REENCRYPTED = "reencrypted"  # opened with the previous key
+_UNREADABLE = "unreadable"  # opens with neither key
+
+
+class KeyRotationError(CardCaptureError):
+    """Some stored data opens with neither key, or other programs kept changing the store; the run did not finish."""
+
+    exit_code = ExitCode.STORE_FAILED
+
+
+class KeyCommandBusyError(CardCaptureError):
+    """Another key command holds the store's key command lock."""
+
+    exit_code = ExitCode.CONFLICT
+
+
+@dataclass
+class KeyReport:
+    """Counts of one run of a key command; the lists name what opened with neither key."""
+
+    values_encrypted: int = 0  # plain values now encrypted
+    values_reencrypted: int = 0  # values moved from the previous key to the target key
+    values_current: int = 0  # values under the target key already
+    files_encrypted: int = 0
+    files_reencrypted: int = 0
+    files_current: int = 0
+    files_missing: int = 0  # image files that a row names and that do not exist
+    unreadable_values: list[str] = field(default_factory=list)  # "table.column id N"
+    unreadable_files: list[Path] = field(default_factory=list)
+    # rotate only: the store used the new key already when the run began (a finished rotation run again).
+    finished_before: bool = False
+
+
+# Keys from the environment.
+
+
+def _current_key_for_rotation() -> StoreKey:
+    current = load_key(KEY_ENV)
+    if current is None:
+        raise EncryptionError(
+            f"没有设置环境变量 {KEY_ENV}（数据库当前的密钥），未更换密钥。"
+            "从未加密过的数据库请用 python -m ocr key encrypt-existing 加密。",
+            f"${KEY_ENV} (the store's current key) is not set, so the key was not changed; "
+            "to encrypt a store that was never encrypted, use python -m ocr key encrypt-existing",
+        )
+    return current
+
+
+def _new_key_for_rotation(current: StoreKey) -> StoreKey:
+    new = load_key(NEW_KEY_ENV)
+    if new is None:
+        raise EncryptionError(
+            f"没有设置环境变量 {NEW_KEY_ENV}，未更换密钥。请用 python -m ocr.crypto genkey 生成新密钥，"
+            "放入该环境变量后重试；不要把密钥写在命令行上。",
+            f"${NEW_KEY_ENV} is not set, so the key was not changed; make a new key with "
+            "python -m ocr.crypto genkey, put it in that variable and try again (never on the command line)",
+        )
+    if new.check == current.check:
+        raise EncryptionError(
+            f"环境变量 {NEW_KEY_ENV} 与 {KEY_ENV} 是同一个密钥，未更换密钥。请用 python -m ocr.crypto genkey 生成新密钥。",
+            f"${NEW_KEY_ENV} and ${KEY_ENV} hold the same key, so the key was not changed; "
+            "make a new key with python -m ocr.crypto genkey",
+        )
+    return new
+
+
+def _key_rows(store: Store) -> dict[int, str]:
+    table = EncryptionKeyCheckRow.__table__
+    with store.engine.begin() as connection:
+        return dict(connection.execute(select(table.c.id, table.c.key_check)).all())
+
+
+def _check_rotation_keys(rows: dict[int, str], current: StoreKey, new: StoreKey) -> None:
+    """Raise :class:`EncryptionError` unless ``current`` and ``new`` fit the store and any unfinished rotation."""
+    stored = rows.get(STORE_KEY_ROW)
+    running = rows.get(ROTATION_KEY_ROW)
+    if running is not None and running != new.check:
+        if running == current.check:
+            raise EncryptionError(
+                f"环境变量 {KEY_ENV} 中是一次未完成的密钥更换所用的新密钥。请把原密钥放入 {KEY_ENV}、"
+                f"新密钥放入 {NEW_KEY_ENV}，再运行 python -m ocr key rotate 完成更换。",
+                f"${KEY_ENV} holds the new key of an unfinished rotation; put the old key in ${KEY_ENV} and "
+                f"the new key in ${NEW_KEY_ENV}, and run python -m ocr key rotate to finish it",
+            )
+        raise EncryptionError(
+            f"此数据库有一次未完成的密钥更换，其新密钥不是 {NEW_KEY_ENV} 中的密钥。请把那次更换的新密钥放入 "
+            f"{NEW_KEY_ENV}，再运行 python -m ocr key rotate 完成它；完成之后才能换成别的密钥。",
+            f"this store has an unfinished rotation to another key than the one in ${NEW_KEY_ENV}; put that "
+            f"rotation's new key in ${NEW_KEY_ENV} and run python -m ocr key rotate to finish it, "
+            "then rotate to another key if needed",
+        )
+    if stored is not None and stored not in (current.check, new.check):
+        raise EncryptionError(
+            f"环境变量 {KEY_ENV} 中的密钥不是此数据库当前所用的密钥，未更换密钥。"
+            f"请把数据库当前的密钥放入 {KEY_ENV} 后重试。",
+            f"the key in ${KEY_ENV} is not the store's current key, so the key was not changed; "
+            f"put the store's current key in ${KEY_ENV} and try again",
+        )
+
+
+# Locking and the key check rows.
+
+
+@contextmanager
+def _exclusive_run(store: Store) -> Iterator[None]:
+    """Hold the store's key command lock for the block; raise :class:`KeyCommandBusyError` when another run holds it."""
+    busy = KeyCommandBusyError(
+        "另一个 python -m ocr key 命令正在处理此数据库。请等它结束后再运行。",
+        "another python -m ocr key command is working on this store; wait until it ends and run again",
+    )
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect() as connection:
+            # Waits for the lock of a killed run until its server process notices the closed connection.
+            # SET LOCAL ends with this transaction; the advisory lock is the session's and stays.
+            connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'"))
+            try:
+                connection.execute(select(func.pg_advisory_lock(_PG_ADVISORY_LOCK_ID)))
+            except OperationalError as exc:
+                raise busy from exc
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(select(func.pg_advisory_unlock(_PG_ADVISORY_LOCK_ID)))
+                connection.commit()
+        return
+
+    database = store.engine.url.database
+    if store.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    descriptor = os.open(f"{database}.rekey-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    with open(descriptor, "rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise busy from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _mark_rotation_running(store: Store, new: StoreKey) -> None:
+    table = EncryptionKeyCheckRow.__table__
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(table.insert().values(id=ROTATION_KEY_ROW, key_check=new.check, created_at=_now()))
+    except IntegrityError:
+        # A killed run of the same rotation wrote it, and _check_rotation_keys compared it with the new key.
+        pass
+
+
+def _finish_rotation(store: Store, new: StoreKey) -> None:
+    """Make the new key the store's key and end the rotation, in one transaction."""
+    table = EncryptionKeyCheckRow.__table__
+    with store.engine.begin() as connection:
+        changed = connection.execute(
+            update(table).where(table.c.id == STORE_KEY_ROW).values(key_check=new.check, created_at=_now())
+        )
+        if changed.rowcount == 0:
+            # The store was never encrypted before this rotation.
+            connection.execute(table.insert().values(id=STORE_KEY_ROW, key_check=new.check, created_at=_now()))
+        connection.execute(delete(table).where(table.c.id == ROTATION_KEY_ROW))
+
+
+# Database values.
+
+
+def _convert_text(stored: str | None, target: StoreKey, previous: StoreKey | None) -> tuple[str, str | None]:
+    """Return what an EncryptedText value is and its new stored form, or None when it stays as it is."""
+    if stored is None or stored == "" or stored in PLAIN_VALUES:
+        return _KEPT, None
+    if not stored.startswith(TEXT_PREFIX):
+        return _ENCRYPTED, target.seal_text(stored)
+    if target.open_text(stored) is not None:
+        return _CURRENT, None
+    plain = previous.open_text(stored) if previous is not None else None
+    if plain is None:
+        return _UNREADABLE, None
+    return _REENCRYPTED, target.seal_text(plain)
+
+
+def _convert_json(stored: str | None, target: StoreKey, previous: StoreKey | None) -> tuple[str, str | None]:
+    """Return what an EncryptedJSON value (its JSON text) is and its new form, the value of a JSON string, or None."""
+    if stored is None:
+        return _KEPT, None
+    try:
+        document = json.loads(stored)
+    except ValueError:
+        return _UNREADABLE, None
+    if document is None:
+        return _KEPT, None
+    if isinstance(document, str) and document.startswith(TEXT_PREFIX):
+        return _convert_text(document, target, previous)
+    return _ENCRYPTED, target.seal_text(json.dumps(document, ensure_ascii=False))
+
+
+def _encrypted_columns() -> list[tuple[Table, list[Column]]]:
+    """Return every table with EncryptedText or EncryptedJSON columns, and those columns."""
+    tables = []
+    for table in load_models().sorted_tables:
+        columns = [column for column in table.columns if isinstance(column.type, (EncryptedText, EncryptedJSON))]
+        if columns:
+            tables.append((table, columns))
+    return tables
+
+
+def _update_value(connection: Connection, table: Table, column: Column, row_id: int, stored: str, new: str) -> bool:
+    """Write ``new`` unless another program changed the value since it was read; return whether it was written."""
+    # The column's own type would encrypt again, so the new form is bound as plain text or JSON.
+    new_type = JSON() if isinstance(column.type, EncryptedJSON) else Text()
+    result = connection.execute(
+        update(table)
+        .where(table.c.id == row_id, cast(column, Text) == bindparam("stored", stored, type_=Text()))
+        .values({column.name: bindparam("new", new, type_=new_type)})
+    )
+    return result.rowcount == 1
+
+
+@dataclass
+class _TablePass:
+    counts: dict[str, int] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
+    changed_meanwhile: int = 0
+
+
+def _convert_table_once(
+    store: Store, table: Table, columns: list[Column], target: StoreKey, previous: StoreKey | None
+) -> _TablePass:
+    outcome = _TablePass()
+    selected = [cast(column, Text) for column in columns]
+    last_id: int | None = None
+    while True:
+        query = select(table.c.id, *selected).order_by(table.c.id).limit(BATCH_ROWS)
+        if last_id is not None:
+            query = query.where(table.c.id > last_id)
+        with store.engine.begin() as connection:
+            rows = connection.execute(query).all()
+            for row in rows:
+                row_id, stored_values = row[0], row[1:]
+                for column, stored in zip(columns, stored_values):
+                    convert = _convert_json if isinstance(column.type, EncryptedJSON) else _convert_text
+                    kind, new = convert(stored, target, previous)
+                    if kind == _UNREADABLE:
+                        outcome.unreadable.append(f"{table.name}.{column.name} id {row_id}")
+                    if new is not None and not _update_value(connection, table, column, row_id, stored, new):
+                        outcome.changed_meanwhile += 1
+                        continue
+                    outcome.counts[kind] = outcome.counts.get(kind, 0) + 1
+        if not rows:
+            return outcome
+        last_id = rows[-1][0]
+
+
+def _convert_values(store: Store, target: StoreKey, previous: StoreKey | None, report: KeyReport) -> None:
+    for table, columns in _encrypted_columns():
+        for _attempt in range(MAX_PASSES):
+            outcome = _convert_table_once(store, table, columns, target, previous)
+            report.values_encrypted += outcome.counts.get(_ENCRYPTED, 0)
+            report.values_reencrypted += outcome.counts.get(_REENCRYPTED, 0)
+            if not outcome.changed_meanwhile:
+                break
+            log.warning(
+                "key: %d values of %s changed during conversion; reading it again", outcome.changed_meanwhile, table.name
+            )
+        else:
+            raise KeyRotationError(
+                f"其他程序在不断修改表 {table.name}（读了 {MAX_PASSES} 遍仍有改动），未完成。"
+                "请停止其他使用此数据库的程序，再运行一次同一命令。",
+                f"other programs kept changing table {table.name} ({MAX_PASSES} reads still found changes), "
+                "so the run did not finish; stop the other programs that use the store and run the same command again",
+            )
+        # The last pass saw the table as it is now.
+        report.values_current += outcome.counts.get(_CURRENT, 0)
+        report.unreadable_values += outcome.unreadable
+
+
+# Files.
+
+
+def _is_temporary(path: Path) -> bool:
+    """Return whether ``path`` is an unfinished write: the store's and the archive's ``*.tmp``, or this module's."""
+    return path.name.endswith(".tmp") or path.name.endswith(TEMPORARY_SUFFIX)
+
+
+def _stored_image_path(store: Store, stored: str) -> Path:
+    """Return the file a stored image path names; a relative path from another working folder is looked up by name."""
+    path = Path(stored)
+    if path.is_file():
+        return path
+    return store.image_dir / path.name
+
+
+def _file_folders(store: Store, archive_folders: Iterable[Path]) -> list[Path]:
+    """Return the image folder and every archive folder: those given and those of unpurged archive rows."""
+    folders = [store.image_dir, *archive_folders]
+    with store.session() as session:
+        archived = session.scalars(select(ArchiveRow.folder).where(ArchiveRow.purged_at.is_(None)))
+        folders += [Path(folder) for folder in archived]
+    return [folder for folder in folders if folder.is_dir()]
+
+
+def _stored_files(store: Store, folders: list[Path], report: KeyReport) -> list[Path]:
+    """Return every stored file once: those in ``folders`` and the images the rows name; count missing images."""
+    found: dict[Path, Path] = {}
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file() and not _is_temporary(path):
+                found.setdefault(path.resolve(), path)
+    with store.session() as session:
+        named = list(session.scalars(select(ScanRow.image_path)))
+        named += list(session.scalars(select(CardRow.straight_image_path)))
+    for stored in named:
+        path = _stored_image_path(store, stored)
+        if path.is_file():
+            found.setdefault(path.resolve(), path)
+        else:
+            report.files_missing += 1
+    return [found[key] for key in sorted(found)]
+
+
+def _remove_temporary_files(folders: list[Path]) -> int:
+    """Delete the temporary files a killed run left. The file each was to replace still contains its old content."""
+    removed = 0
+    for folder in folders:
+        for path in folder.rglob(f"*{TEMPORARY_SUFFIX}"):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _write_temporary(path: Path, data: bytes) -> Path:
+    """Write ``data`` owner-only to a temporary file beside ``path`` and flush it to disk; return its path."""
+    temporary = path.with_name(f".{path.name}{TEMPORARY_SUFFIX}")
+    with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return temporary
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Replace the content of ``path`` atomically, so after a crash it contains the old or the new bytes, never a mix."""
+    temporary = _write_temporary(path, data)
+    os.replace(temporary, path)
+    _fsync_folder(path.parent)
+
+
+def _convert_file(path: Path, target: StoreKey, previous: StoreKey | None) -> str:
+    stored = path.read_bytes()
+    if stored.startswith(FILE_MAGIC):
+        if target.open_file(stored) is not None:
+            return _CURRENT
+        plain = previous.open_file(stored) if previous is not None else None
+        if plain is None:
+            return _UNREADABLE
+        kind = _REENCRYPTED
+    else:
+        plain = stored
+        kind = _ENCRYPTED
+    _replace_file(path, target.seal_file(plain))
+    return kind
+
+
+def _convert_files(
+    store: Store, archive_folders: Iterable[Path], target: StoreKey, previous: StoreKey | None, report: KeyReport
+) -> None:
+    folders = _file_folders(store, archive_folders)
+    removed = _remove_temporary_files(folders)
+    if removed:
+        log.info("key: %d temporary files of an interrupted run deleted", removed)
+    for path in _stored_files(store, folders, report):
+        kind = _convert_file(path, target, previous)
+        if kind == _ENCRYPTED:
+            report.files_encrypted += 1
+        elif kind == _REENCRYPTED:
+            report.files_reencrypted += 1
+        elif kind == _CURRENT:
+            report.files_current += 1
+        else:
+            report.unreadable_files.append(path)
+
+
+# Whole runs.
+
+
+def _compact(store: Store) -> None:
+    """Rewrite the database files, so the old forms of the converted values no longer sit in free pages."""
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        if store.engine.dialect.name == "sqlite":
+            connection.execute(text("VACUUM"))
+            connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        elif store.engine.dialect.name == "postgresql":
+            # NOTE: PostgreSQL skips, with a warning only, a table the connecting role does not own.
+            for table, _columns in _encrypted_columns():
+                connection.execute(text(f'VACUUM FULL "{table.name}"'))
+
+
+def _listed(items: list) -> str:
+    listed = ", ".join(str(item) for item in items[:MAX_LISTED])
+    return listed + (f" …(+{len(items) - MAX_LISTED})" if len(items) > MAX_LISTED else "")
+
+
+def _raise_unreadable(report: KeyReport, *, rotating: bool) -> None:
+    """Raise :class:`KeyRotationError` naming the values and files that no key of the run decrypts, if any."""
+    if not report.unreadable_files and not report.unreadable_values:
+        return
+
+    details_zh = []
+    details_en = []
+    if report.unreadable_files:
+        count = len(report.unreadable_files)
+        details_zh.append(f"{count} 个文件：{_listed(report.unreadable_files)}")
+        details_en.append(f"{count} files: {_listed(report.unreadable_files)}")
+    if report.unreadable_values:
+        count = len(report.unreadable_values)
+        details_zh.append(f"{count} 个数据库值：{_listed(report.unreadable_values)}")
+        details_en.append(f"{count} database values: {_listed(report.unreadable_values)}")
+
+    if rotating:
+        failure_zh = f"以下数据用原密钥和新密钥都无法解密，密钥更换未完成：{'；'.join(details_zh)}。"
+        failure_en = f"neither the old nor the new key decrypts this data, so the rotation did not finish: {'; '.join(details_en)}."
+        backup_zh = "备份中用原密钥或新密钥加密的均可"
+        backup_en = "encrypted with the old or the new key"
+        state_zh = "在再次运行成功之前，数据库仍处于更换密钥的状态，其他程序不能打开它。"
+        state_en = "Until a run succeeds, the store stays in rotation and other programs cannot open it."
+    else:
+        failure_zh = f"以下数据用当前密钥无法解密，未全部加密：{'；'.join(details_zh)}。"
+        failure_en = f"the current key does not decrypt this data, so the run did not finish: {'; '.join(details_en)}."
+        backup_zh = "备份中未加密或用当前密钥加密的均可"
+        backup_en = "plain or encrypted with the current key"
+        state_zh = "其余数据已加密。"
+        state_en = "The rest of the data is encrypted."
+    raise KeyRotationError(
+        f"{failure_zh}这些数据是用别的密钥加密的，或已损坏。请从备份恢复这些文件或数据库行（{backup_zh}），"
+        f"或把无法恢复的文件移出数据目录和归档目录，然后再运行一次同一命令。{state_zh}",
+        f"{failure_en} It was encrypted with another key or is damaged. Restore these files or database rows from "
+        f"a backup ({backup_en}), or move files that cannot be restored out of the data and archive folders, then "
+        f"run the same command again. {state_en}",
+    )
+
+
+def _log_report(command: str, report: KeyReport) -> None:
+    log.info(
+        "key %s: values encrypted=%d re-encrypted=%d current=%d unreadable=%d; "
+        "files encrypted=%d re-encrypted=%d current=%d missing=%d unreadable=%d",
+        command,
+        report.values_encrypted,
+        report.values_reencrypted,
+        report.values_current,
+        len(report.unreadable_values),
+        report.files_encrypted,
+        report.files_reencrypted,
+        report.files_current,
+        report.files_missing,
+        len(report.unreadable_files),
+    )
+
+
+def rotate_key(store: Store, *, archive_folders: Iterable[Path] = ()) -> KeyReport:
+    """Re-encrypt the store from ``$HUKA_ENCRYPTION_KEY`` to ``$HUKA_NEW_ENCRYPTION_KEY``; see the module docstring.
+
+    ``store`` must be opened with ``check_key=False``, because a store whose
+    rotation was interrupted does not open otherwise. ``archive_folders`` are
+    the archive roots to convert besides the folders the archive rows name.
+    Raises :class:`EncryptionError` for a missing, invalid or wrong key,
+    :class:`KeyRotationError` when some data opens with neither key, and
+    :class:`KeyCommandBusyError` while another key command runs.
+    """
+    current = _current_key_for_rotation()
+    new = _new_key_for_rotation(current)
+    report = KeyReport()
+    with _exclusive_run(store):
+        rows = _key_rows(store)
+        _check_rotation_keys(rows, current, new)
+        report.finished_before = rows.get(STORE_KEY_ROW) == new.check and ROTATION_KEY_ROW not in rows
+        if not report.finished_before:
+            _mark_rotation_running(store, new)
+        log.info("key rotate: started, finished before=%s", report.finished_before)
+        _convert_values(store, new, current, report)
+        _convert_files(store, archive_folders, new, current, report)
+        _log_report("rotate", report)
+        _raise_unreadable(report, rotating=True)
+        if not report.finished_before:
+            _finish_rotation(store, new)
+        _compact(store)
+    log.info("key rotate: finished")
+    return report
+
+
+def encrypt_existing(store: Store, *, archive_folders: Iterable[Path] = ()) -> KeyReport:
+    """Encrypt the store's plain values and files under ``$HUKA_ENCRYPTION_KEY``; see the module docstring.
+
+    Records the key as the store's key first if the store had none. Raises
+    :class:`EncryptionError` when the key is missing, invalid or not the
+    store's, or a rotation is unfinished; :class:`KeyRotationError` when some
+    data does not open with the key; :class:`KeyCommandBusyError` while another
+    key command runs.
+    """
+    key = load_key(KEY_ENV)
+    if key is None:
+        raise EncryptionError(
+            f"没有设置环境变量 {KEY_ENV}，未加密任何数据。请用 python -m ocr.crypto genkey 生成密钥，放入该环境变量后重试。",
+            f"${KEY_ENV} is not set, so nothing was encrypted; make a key with python -m ocr.crypto genkey, "
+            "put it in that variable and try again",
+        )
+    report = KeyReport()
+    with _exclusive_run(store):
+        # Records the key as the store's key, or raises for another key or an unfinished rotation.
+        check_store_key(store.engine, EncryptionKeyCheckRow.__table__)
+        log.info("key encrypt-existing: started")
+        _convert_values(store, key, None, report)
+        _convert_files(store, archive_folders, key, None, report)
+        _log_report("encrypt-existing", report)
+        _raise_unreadable(report, rotating=False)
+        _compact(store)
+    log.info("key encrypt-existing: finished")
+    return report
