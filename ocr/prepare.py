@@ -711,7 +711,20 @@ def _line_intersection(first: tuple[np.ndarray, np.ndarray], second: tuple[np.nd
     return point_a + t * direction_a
 
 
-def _refine_quad(edges: np.ndarray, gradient: tuple[np.ndarray, np.ndarray], quad: np.ndarray) -> np.ndarray:
+def _edge_pixels(edges: np.ndarray, gradient: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Return the edge pixels of ``edges`` as N x 2 (x, y) and their unit gradient directions as N x 2.
+
+    Computed once per image: every candidate outline is refined against the same pixels.
+    """
+    gradient_x, gradient_y = gradient
+    ys, xs = np.nonzero(edges)
+    points = np.stack([xs, ys], axis=1).astype(np.float64)
+    normals = np.stack([gradient_x[ys, xs], gradient_y[ys, xs]], axis=1).astype(np.float64)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-9
+    return points, normals
+
+
+def _refine_quad(pixels: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...], quad: np.ndarray) -> np.ndarray:
     """Fit each side to the edge pixels along it and return the corners where the fitted lines meet.
 
     Polygon approximation puts corners on contour pixels of a dilated edge
@@ -720,14 +733,11 @@ def _refine_quad(edges: np.ndarray, gradient: tuple[np.ndarray, np.ndarray], qua
     within 20 degrees of the side's normal, away from the rounded corners,
     so shadow boundaries and desk texture crossing the side do not pull it.
     A side with too few such pixels, or whose fit turns by more than 2
-    degrees, keeps its polygon line.
+    degrees, keeps its polygon line. ``pixels`` comes from :func:`_edge_pixels` and ``shape``
+    is the edge image's.
     """
-    gradient_x, gradient_y = gradient
-    ys, xs = np.nonzero(edges)
-    points = np.stack([xs, ys], axis=1).astype(np.float64)
-    normals = np.stack([gradient_x[ys, xs], gradient_y[ys, xs]], axis=1).astype(np.float64)
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-9
-    band = max(3.0, 0.006 * max(edges.shape[:2]))
+    points, normals = pixels
+    band = max(3.0, 0.006 * max(shape[:2]))
     lines = []
     for index in range(4):
         start = quad[index]
@@ -842,6 +852,7 @@ def find_card_quad(image: np.ndarray) -> np.ndarray | None:
     blurred = cv2.GaussianBlur(small, (5, 5), 0)
     edges = cv2.Canny(blurred, *_CANNY_THRESHOLDS[-1])
     gradient = (cv2.Sobel(blurred, cv2.CV_32F, 1, 0), cv2.Sobel(blurred, cv2.CV_32F, 0, 1))
+    pixels = _edge_pixels(edges, gradient)
     near_edges = cv2.dilate(edges, np.ones((3, 3), np.uint8))
     min_area = _QUAD_MIN_AREA * small.shape[0] * small.shape[1]
 
@@ -851,7 +862,7 @@ def find_card_quad(image: np.ndarray) -> np.ndarray | None:
             quad = _order_corners(polygon)
             if not _plausible_quad(quad, small.shape):
                 continue
-            quad = _order_corners(_refine_quad(edges, gradient, quad))
+            quad = _order_corners(_refine_quad(pixels, edges.shape, quad))
             if not _plausible_quad(quad, small.shape):
                 continue
             contrasts = _side_contrast(blurred, quad)
