@@ -412,6 +412,7 @@ class Store:
         if check_key:
             check_store_key(self.engine, EncryptionKeyCheckRow.__table__)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._data_folder_checked = False
         log.debug("store opened dialect=%s encrypted=%s", self.engine.dialect.name, encryption_enabled())
 
     @contextmanager
@@ -445,6 +446,12 @@ class Store:
             return session.scalar(select(ScanRow.id).where(ScanRow.content_key == content_key))
 
     def _write_image(self, name: str, data: bytes) -> str:
+        # Before the first image: is this folder the one the database's other machines use?
+        if not self._data_folder_checked:
+            from ocr.datafolder import check_data_folder
+
+            check_data_folder(self)
+            self._data_folder_checked = True
         path = self.image_dir / name
         tmp = path.with_suffix(path.suffix + ".tmp")
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:

@@ -39,6 +39,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from ocr.confidence import field_history
+from ocr.datafolder import check_data_folder
 from ocr.errors import ExitCode, StoreError
 from ocr.ingest import IngestFailure, Page
 from ocr.logmask import install as install_log_masking
@@ -280,8 +281,9 @@ def run_worker_process(
 ) -> bool:
     """Run one worker in this process until it is stopped (SIGTERM, SIGINT), or with ``once`` until the queue is empty.
 
-    After ``jobs_per_process`` jobs (0: no limit) the worker stops taking jobs, finishes the one
-    it is running and returns True, so that its process can be replaced; otherwise it returns False.
+    After ``jobs_per_process`` jobs (0: no limit) the worker stops taking jobs and finishes the
+    one it is running. It then returns True, so that its process can be replaced. Otherwise it
+    returns False.
     """
     if threads:
         os.environ.setdefault("HUKA_OCR_THREADS", str(threads))
@@ -375,6 +377,13 @@ def run_workers(
     from ocr.pool import ThreadShare
 
     threads = ThreadShare.for_workers(processes).threads
+    # A worker without the shared data folder cannot read a scan: stop here, not once per scan in
+    # restarted children.
+    store = Store(url=db_url, data_dir=Path(data_dir) if data_dir else None)
+    try:
+        check_data_folder(store)
+    finally:
+        store.close()
 
     # Create the queue tables once here, not in N processes at the same time.
     ensure_queue_schema(QueueSettings.from_db_url(db_url))

@@ -279,6 +279,20 @@ def test_worker_process_replaced_after_its_jobs(pg_url: str, stack: Path, tmp_pa
 
 
 @needs_postgres
+def test_worker_without_shared_folder_stops(pg_url: str, stack: Path, tmp_path: Path):
+    data = str(tmp_path / "data")
+    assert run_cli(["ingest", str(stack), "--queue", "--db", pg_url, "--data-dir", data], tmp_path).returncode == 0
+
+    worker = run_cli(["worker", "--once", "--processes", "1", "--db", pg_url, "--data-dir", str(tmp_path / "local")], tmp_path)
+
+    assert worker.returncode == 6, worker.stderr
+    assert "不是此数据库的数据目录" in worker.stderr
+    # The scans wait in the queue, untouched, for a worker with the shared folder.
+    store = Store(url=pg_url, data_dir=data)
+    assert [(state, attempts) for _, state, attempts in queue_rows(store)] == [("queued", 0), ("queued", 0)]
+
+
+@needs_postgres
 def test_worker_reads_encrypted_scan(pg_url: str, stack: Path, tmp_path: Path, monkeypatch):
     from ocr.crypto import generate_key
     from ocr.engines import get_engine

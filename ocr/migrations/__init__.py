@@ -42,7 +42,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent
 BASELINE_REVISION = "0001"
 
 # Modules that declare tables on ocr.store.Base; all of them make up the schema.
-MODEL_MODULES = ["ocr.store", "ocr.arrivals", "ocr.search", "ocr.accounts", "ocr.holds", "ocr.queue", "ocr.audit"]
+MODEL_MODULES = [
+    "ocr.store", "ocr.arrivals", "ocr.search", "ocr.accounts", "ocr.holds", "ocr.queue", "ocr.audit", "ocr.datafolder"
+]
 
 # Any constant works: it only has to be the same in every process that migrates this database.
 _PG_ADVISORY_LOCK_ID = 0x4855_4B41

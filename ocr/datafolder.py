@@ -1,0 +1,153 @@
+"""The data folder that belongs to a database: a marker file checked before a scan image is written.
+
+Scan images live in the data folder (``images/``), the records in the
+database. In a multi-station set-up every machine must mount the same shared
+folder. A station whose ``--data-dir`` is a local folder would store scans
+that no worker and no reviewer can open. So the database keeps a random
+identity (table ``store_identity``) and the data folder a marker file,
+:data:`MARKER_NAME`, with the same identity. Before a process writes its first
+image, and when a worker starts, :func:`check_data_folder` compares them:
+
+- neither exists (a new store, or one from before this check): a new
+  identity goes into both;
+- only the marker exists (a new database for an old folder, or a database
+  recreated after it was deleted): the database takes the marker's identity;
+- only the database has one: this folder is not the store's folder, and
+  :class:`ocr.errors.StoreError` says which folder to use;
+- both exist and differ: the folder belongs to another database, and the
+  same error is raised.
+
+Commands that only read the database (status, export, audit) do not check,
+so they run on a machine without the shared folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import DateTime, Integer, String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ocr.errors import StoreError
+from ocr.store import Base
+
+if TYPE_CHECKING:
+    from ocr.store import Store
+
+__all__ = ["MARKER_NAME", "StoreIdentityRow", "check_data_folder", "read_marker"]
+
+log = logging.getLogger(__name__)
+
+# The marker file at the top of the data folder.
+MARKER_NAME = ".hukacapture-store"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class StoreIdentityRow(Base):
+    """The store's random identity (one row, id 1), which its data folder's marker file repeats."""
+
+    __tablename__ = "store_identity"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identity: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+
+
+def read_marker(data_dir: Path) -> str | None:
+    """Return the identity in ``data_dir``'s marker file, or None when the folder has none.
+
+    Raises :class:`StoreError` when the marker exists but cannot be read or parsed.
+    """
+    path = data_dir / MARKER_NAME
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StoreError(
+            f"数据目录的标记文件 {path} 无法读取（{exc}）。请从共享数据目录或备份中恢复此文件。",
+            f"marker file {path} of the data folder is unreadable ({exc}); restore it from the shared folder or a backup",
+        ) from exc
+    identity = content.get("store") if isinstance(content, dict) else None
+    if not isinstance(identity, str) or not identity:
+        raise StoreError(
+            f"数据目录的标记文件 {path} 内容无效。请从共享数据目录或备份中恢复此文件。",
+            f"marker file {path} of the data folder is invalid; restore it from the shared folder or a backup",
+        )
+    return identity
+
+
+def _write_marker(data_dir: Path, identity: str) -> None:
+    """Write the marker owner-only, through a temporary file, so a crash leaves the old file or the new one."""
+    path = data_dir / MARKER_NAME
+    tmp = path.with_name(path.name + ".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"store": identity}) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _stored_identity(store: Store) -> str | None:
+    with store.session() as session:
+        return session.scalar(select(StoreIdentityRow.identity).where(StoreIdentityRow.id == 1))
+
+
+def _claim_identity(store: Store, identity: str) -> str:
+    """Record ``identity`` as the store's unless another process recorded one first; return the one recorded."""
+    try:
+        with store.session() as session:
+            session.add(StoreIdentityRow(id=1, identity=identity))
+    except IntegrityError:
+        # Two stations opened a new store at the same time: the first insert wins.
+        pass
+    recorded = _stored_identity(store)
+    assert recorded is not None
+    return recorded
+
+
+def check_data_folder(store: Store) -> None:
+    """Check that ``store.data_dir`` is the data folder of ``store``'s database, or make it so for a new store.
+
+    Raises :class:`StoreError` naming the folder when it belongs to no or another database.
+    """
+    data_dir = store.data_dir
+    marker = read_marker(data_dir)
+    identity = _stored_identity(store)
+
+    if identity is None:
+        candidate = marker or uuid.uuid4().hex
+        identity = _claim_identity(store, candidate)
+        log.info("store identity recorded from=%s", "marker" if marker else "new")
+        if marker is None and identity == candidate:
+            _write_marker(data_dir, identity)
+            log.info("data folder marked")
+            return
+
+    # NOTE: two processes that open a new store at the same moment may both find no marker; the
+    # one whose identity was not recorded stops here once, and a second start finds the marker.
+    if marker is None:
+        raise StoreError(
+            f"数据目录 {data_dir} 不是此数据库的数据目录（其中没有标记文件 {MARKER_NAME}）。"
+            "多工位时，请把共享数据目录挂载到此路径，或用 --data-dir（或 HUKA_DATA_DIR）指向它；"
+            "扫描图像写到本机目录，其他机器就无法识别和审核。",
+            f"{data_dir} is not this database's data folder (it has no {MARKER_NAME} marker file); mount the shared "
+            "data folder here or point --data-dir (or HUKA_DATA_DIR) at it, because scans written to a local folder "
+            "cannot be read or reviewed on the other machines",
+        )
+    if marker != identity:
+        raise StoreError(
+            f"数据目录 {data_dir} 属于另一个数据库（标记文件 {MARKER_NAME} 不符）。请检查 --db 与 --data-dir 是否配对。",
+            f"{data_dir} belongs to another database (its {MARKER_NAME} marker differs); check that --db and "
+            "--data-dir belong together",
+        )

@@ -1,0 +1,159 @@
+"""Data folder marker: a station whose data folder is not the database's stores no scan."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from sqlalchemy import delete, func, select
+
+from ocr.datafolder import MARKER_NAME, StoreIdentityRow, read_marker
+from ocr.errors import StoreError
+from ocr.store import ScanRow, Store
+from sample_cards import SAMPLES_DIR
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _png() -> bytes:
+    ok, data = cv2.imencode(".png", np.full((20, 30, 3), 255, dtype=np.uint8))
+    assert ok
+    return data.tobytes()
+
+
+def _add_scan(store: Store, key: str) -> int:
+    return store.add_scan(content_key=f"{key}:1", source=f"{key}.png", page=1, original_png=_png())
+
+
+def _scan_count(store: Store) -> int:
+    with store.session() as session:
+        return session.scalar(select(func.count(ScanRow.id)))
+
+
+def _identity(store: Store) -> str | None:
+    with store.session() as session:
+        return session.scalar(select(StoreIdentityRow.identity))
+
+
+def test_first_write_marks_folder(store_url: str, tmp_path: Path):
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+
+    _add_scan(store, "a")
+
+    marker = tmp_path / "data" / MARKER_NAME
+    assert marker.is_file()
+    assert stat.S_IMODE(marker.stat().st_mode) == 0o600
+    assert read_marker(tmp_path / "data") == _identity(store)
+    _add_scan(store, "b")
+    assert _scan_count(store) == 2
+
+
+def test_other_folder_rejected(store_url: str, tmp_path: Path):
+    shared = Store(url=store_url, data_dir=tmp_path / "data")
+    _add_scan(shared, "a")
+    local = Store(url=store_url, data_dir=tmp_path / "local")
+
+    with pytest.raises(StoreError) as raised:
+        _add_scan(local, "b")
+
+    assert str(tmp_path / "local") in raised.value.message_zh
+    assert "不是此数据库的数据目录" in raised.value.message_zh
+    assert "mount the shared data folder" in raised.value.message_en
+    # Nothing was stored: no row, no image in either folder, no marker in the local one.
+    assert _scan_count(shared) == 1
+    assert list((tmp_path / "local" / "images").iterdir()) == []
+    assert not (tmp_path / "local" / MARKER_NAME).exists()
+
+
+def test_reading_needs_no_folder(store_url: str, tmp_path: Path):
+    shared = Store(url=store_url, data_dir=tmp_path / "data")
+    _add_scan(shared, "a")
+
+    elsewhere = Store(url=store_url, data_dir=tmp_path / "elsewhere")
+
+    assert elsewhere.list_cards() == []
+    assert elsewhere.find_scan_id("a:1") is not None
+
+
+def test_marker_of_other_store_rejected(new_store_url, tmp_path: Path):
+    first = Store(url=new_store_url("first"), data_dir=tmp_path / "first")
+    _add_scan(first, "a")
+    second_url = new_store_url("second")
+    second = Store(url=second_url, data_dir=tmp_path / "second")
+    _add_scan(second, "b")
+    shutil.copy(tmp_path / "first" / MARKER_NAME, tmp_path / "second" / MARKER_NAME)
+    reopened = Store(url=second_url, data_dir=tmp_path / "second")
+
+    with pytest.raises(StoreError) as raised:
+        _add_scan(reopened, "c")
+
+    assert "属于另一个数据库" in raised.value.message_zh
+    assert _scan_count(reopened) == 1
+
+
+def test_new_database_adopts_marker(new_store_url, tmp_path: Path):
+    old = Store(url=new_store_url("old"), data_dir=tmp_path / "folder")
+    _add_scan(old, "a")
+    identity = read_marker(tmp_path / "folder")
+
+    fresh = Store(url=new_store_url("fresh"), data_dir=tmp_path / "folder")
+    _add_scan(fresh, "b")
+
+    assert _identity(fresh) == identity
+    assert read_marker(tmp_path / "folder") == identity
+
+
+def test_store_from_before_marker_upgraded(store_url: str, tmp_path: Path):
+    # A store written by a version without the check: scans, but no identity and no marker.
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+    _add_scan(store, "a")
+    with store.session() as session:
+        session.execute(delete(StoreIdentityRow))
+    (tmp_path / "data" / MARKER_NAME).unlink()
+    upgraded = Store(url=store_url, data_dir=tmp_path / "data")
+
+    _add_scan(upgraded, "b")
+
+    assert _scan_count(upgraded) == 2
+    assert read_marker(tmp_path / "data") == _identity(upgraded)
+
+
+def test_damaged_marker_named(store_url: str, tmp_path: Path):
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+    _add_scan(store, "a")
+    marker = tmp_path / "data" / MARKER_NAME
+    marker.write_text(json.dumps({"other": 1}), encoding="utf-8")
+    reopened = Store(url=store_url, data_dir=tmp_path / "data")
+
+    with pytest.raises(StoreError) as raised:
+        _add_scan(reopened, "b")
+
+    assert str(marker) in raised.value.message_zh
+    assert "内容无效" in raised.value.message_zh
+
+
+def test_ingest_with_wrong_folder_exits(store_url: str, tmp_path: Path):
+    shared = Store(url=store_url, data_dir=tmp_path / "data")
+    _add_scan(shared, "a")
+    shared.close()
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    shutil.copy(SAMPLES_DIR / "card_01_foreign_printed.jpg", scans / "card.jpg")
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), HUKA_LANG="zh", HUKA_OCR_THREADS="1")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "ocr", "ingest", str(scans), "--workers", "1", "--db", store_url, "--data-dir", str(tmp_path / "local")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+    assert done.returncode == 6, done.stdout + done.stderr
+    assert "不是此数据库的数据目录" in done.stderr
+    assert _scan_count(Store(url=store_url, data_dir=tmp_path / "data")) == 1
