@@ -13,7 +13,7 @@ image, and when a worker starts, :func:`check_data_folder` compares them:
 - only the marker exists (a new database for an old folder, or a database
   recreated after it was deleted): the database takes the marker's identity;
 - only the database has one: this folder is not the store's folder, and
-  :class:`ocr.errors.StoreError` says which folder to use;
+  :class:`ocr.errors.StoreError` names the folder and the fix;
 - both exist and differ: the folder belongs to another database, and the
   same error is raised.
 
@@ -87,15 +87,26 @@ def read_marker(data_dir: Path) -> str | None:
     return identity
 
 
-def _write_marker(data_dir: Path, identity: str) -> None:
-    """Write the marker owner-only, through a temporary file, so a crash leaves the old file or the new one."""
+def _create_marker(data_dir: Path, identity: str) -> bool:
+    """Create the marker owner-only with ``identity`` unless one exists; return True when this call created it.
+
+    The content is written to a temporary file first and then linked to the marker's name. The
+    link fails when the name exists, so two processes sharing the folder cannot both create it,
+    and neither reads it half written.
+    """
     path = data_dir / MARKER_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
         handle.write(json.dumps({"store": identity}) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
+    return True
 
 
 def _stored_identity(store: Store) -> str | None:
@@ -122,20 +133,24 @@ def check_data_folder(store: Store) -> None:
     Raises :class:`StoreError` naming the folder when it belongs to no or another database.
     """
     data_dir = store.data_dir
-    marker = read_marker(data_dir)
+    # The database first: a process that records the identity has created the marker before, so
+    # once the identity is seen, the marker of a shared folder is there to read.
     identity = _stored_identity(store)
+    marker = read_marker(data_dir)
 
     if identity is None:
-        candidate = marker or uuid.uuid4().hex
-        identity = _claim_identity(store, candidate)
-        log.info("store identity recorded from=%s", "marker" if marker else "new")
-        if marker is None and identity == candidate:
-            _write_marker(data_dir, identity)
-            log.info("data folder marked")
-            return
+        created = False
+        if marker is None:
+            created = _create_marker(data_dir, uuid.uuid4().hex)
+            marker = read_marker(data_dir)
+            assert marker is not None
+        identity = _claim_identity(store, marker)
+        if identity != marker and created:
+            # Another folder was recorded first: this one is not the store's, so take the marker back.
+            (data_dir / MARKER_NAME).unlink(missing_ok=True)
+            marker = None
+        log.info("store identity checked recorded=%s marker_created=%s", identity == marker, created)
 
-    # NOTE: two processes that open a new store at the same moment may both find no marker; the
-    # one whose identity was not recorded stops here once, and a second start finds the marker.
     if marker is None:
         raise StoreError(
             f"数据目录 {data_dir} 不是此数据库的数据目录（其中没有标记文件 {MARKER_NAME}）。"

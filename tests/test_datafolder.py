@@ -8,6 +8,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -157,3 +158,52 @@ def test_ingest_with_wrong_folder_exits(store_url: str, tmp_path: Path):
     assert done.returncode == 6, done.stdout + done.stderr
     assert "不是此数据库的数据目录" in done.stderr
     assert _scan_count(Store(url=store_url, data_dir=tmp_path / "data")) == 1
+
+
+def _race(store_url: str, folders: list[Path]) -> list[BaseException | None]:
+    """Open the store from each folder in its own thread and write a scan, all at once; return each outcome."""
+    start = threading.Barrier(len(folders))
+    outcomes: list[BaseException | None] = [None] * len(folders)
+
+    def write(index: int) -> None:
+        store = Store(url=store_url, data_dir=folders[index])
+        try:
+            start.wait()
+            _add_scan(store, f"k{index}")
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            outcomes[index] = exc
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=write, args=(index,)) for index in range(len(folders))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_new_store_shared_folder_race(store_url: str, tmp_path: Path):
+    outcomes = _race(store_url, [tmp_path / "data"] * 4)
+
+    assert outcomes == [None] * 4
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+    assert _scan_count(store) == 4
+    assert read_marker(tmp_path / "data") == _identity(store)
+    assert [path.name for path in (tmp_path / "data").iterdir() if path.name.startswith(MARKER_NAME)] == [MARKER_NAME]
+
+
+def test_new_store_two_folders_race(store_url: str, tmp_path: Path):
+    folders = [tmp_path / "data", tmp_path / "local"]
+
+    outcomes = _race(store_url, folders)
+
+    # One folder became the store's; the other was rejected and keeps no marker.
+    assert sum(outcome is None for outcome in outcomes) == 1
+    loser = outcomes.index(next(outcome for outcome in outcomes if outcome is not None))
+    assert isinstance(outcomes[loser], StoreError)
+    assert "不是此数据库的数据目录" in outcomes[loser].message_zh
+    assert not (folders[loser] / MARKER_NAME).exists()
+    store = Store(url=store_url, data_dir=folders[1 - loser])
+    assert read_marker(folders[1 - loser]) == _identity(store)
+    assert _scan_count(store) == 1
