@@ -139,7 +139,8 @@ def _ingest_run(folder: str, data_dir: str, workers: int, engine: str, results) 
     wall = time.perf_counter() - started
     cpu_after, peak_self, peak_children = _rusage()
     store.close()
-    peak_ocr = peak_self if workers == 1 else peak_children
+    # One worker reads in this process, and past PAGES_PER_PROCESS pages also in one pool process.
+    peak_ocr = max(peak_self, peak_children) if workers == 1 else peak_children
     results.put(
         asdict(
             WorkerRun(
