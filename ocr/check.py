@@ -28,7 +28,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DatabaseError
 
 from models.card import CardStatus
-from ocr.errors import ExitCode
+from ocr.datafolder import check_data_folder
+from ocr.errors import ExitCode, StoreError
 from ocr.queue import QueuedScanRow
 from ocr.store import AuditRow, CardRow, FieldRow, OutboxRow, ScanRow, Store
 
@@ -62,7 +63,9 @@ _RELATION_CHECKS: list[tuple[str, str, str]] = [
     ("字段指向不存在的卡片", "fields point at a missing card",
      "SELECT f.id FROM fields f LEFT JOIN cards c ON c.id = f.card_id WHERE c.id IS NULL"),
     ("审计记录指向不存在的卡片", "audit events point at a missing card",
-     "SELECT a.id FROM audit_events a LEFT JOIN cards c ON c.id = a.card_id WHERE c.id IS NULL"),
+     # The retention job deletes cards but keeps their audit events, with a "purged" event last.
+     "SELECT a.id FROM audit_events a LEFT JOIN cards c ON c.id = a.card_id WHERE c.id IS NULL"
+     " AND a.card_id NOT IN (SELECT p.card_id FROM audit_events p WHERE p.action = 'purged')"),
     ("上报队列条目指向不存在的卡片", "transmission outbox entries point at a missing card",
      "SELECT o.id FROM transmit_outbox o LEFT JOIN cards c ON c.id = o.card_id WHERE c.id IS NULL"),
     ("识别队列条目指向不存在的扫描页", "scan queue entries point at a missing scan",
@@ -133,6 +136,14 @@ def _image_path(store: Store, stored: str) -> Path:
     if path.is_file():
         return path
     return store.image_dir / path.name
+
+
+def _check_data_folder(store: Store, report: CheckReport) -> None:
+    """Report a data folder whose marker does not match the database (ocr.datafolder); nothing is written."""
+    try:
+        check_data_folder(store, create=False)
+    except StoreError as exc:
+        report.problems.append((exc.message_zh, exc.message_en))
 
 
 def _check_images(store: Store, report: CheckReport) -> None:
@@ -209,6 +220,7 @@ def check_store(store: Store) -> CheckReport:
     if store.engine.dialect.name == "sqlite":
         _check_sqlite_file(store, report)
     _check_relations(store, report)
+    _check_data_folder(store, report)
     _check_images(store, report)
     _count(store, report)
     log.info("store checked problems=%d cards=%d", len(report.problems), report.counts.get("cards", 0))

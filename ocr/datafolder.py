@@ -10,15 +10,19 @@ image, and when a worker starts, :func:`check_data_folder` compares them:
 
 - neither exists (a new store, or one from before this check): a new
   identity goes into both;
-- only the marker exists (a new database for an old folder, or a database
-  recreated after it was deleted): the database takes the marker's identity;
+- only the marker exists: the database takes the marker's identity while
+  the folder contains no scan image yet. A folder with images belongs to the
+  database that wrote them, so a new or recreated database gets an error;
 - only the database has one: this folder is not the store's folder, and
-  :class:`ocr.errors.StoreError` names the folder and the fix;
+  :class:`ocr.errors.StoreError` names the folder and the fix. An SQLite
+  database file inside the folder shows that the folder is the store's, so
+  there the lost marker is written again;
 - both exist and differ: the folder belongs to another database, and the
   same error is raised.
 
 Commands that only read the database (status, export, audit) do not check,
-so they run on a machine without the shared folder.
+so they run on a machine without the shared folder. ``check`` and the key
+commands compare without writing anything.
 """
 
 from __future__ import annotations
@@ -127,10 +131,49 @@ def _claim_identity(store: Store, identity: str) -> str:
     return recorded
 
 
-def check_data_folder(store: Store) -> None:
+def _has_images(data_dir: Path) -> bool:
+    """Return True when the folder's ``images/`` contains at least one file."""
+    try:
+        with os.scandir(data_dir / "images") as entries:
+            return any(entry.is_file() for entry in entries)
+    except FileNotFoundError:
+        return False
+
+
+def _database_inside(store: Store) -> bool:
+    """Return True for an SQLite store whose database file lies inside its data folder."""
+    if not store.url.startswith("sqlite:///"):
+        return False
+    database = Path(store.url.removeprefix("sqlite:///")).absolute()
+    return store.data_dir in database.parents
+
+
+def _not_the_store_folder(data_dir: Path) -> StoreError:
+    return StoreError(
+        f"数据目录 {data_dir} 不是此数据库的数据目录（其中没有标记文件 {MARKER_NAME}）。"
+        "多工位时，请把共享数据目录挂载到此路径，或用 --data-dir（或 HUKA_DATA_DIR）指向它；"
+        "扫描图像写到本机目录，其他机器就无法识别和审核。",
+        f"{data_dir} is not this database's data folder (it has no {MARKER_NAME} marker file); mount the shared "
+        "data folder here or point --data-dir (or HUKA_DATA_DIR) at it, because scans written to a local folder "
+        "cannot be read or reviewed on the other machines",
+    )
+
+
+def _another_store_folder(data_dir: Path) -> StoreError:
+    return StoreError(
+        f"数据目录 {data_dir} 属于另一个数据库（标记文件 {MARKER_NAME} 不符，或目录中已有另一个数据库的扫描图像）。"
+        "请检查 --db 与 --data-dir 是否配对；新的数据库请用新的数据目录。",
+        f"{data_dir} belongs to another database (its {MARKER_NAME} marker differs, or it holds another database's "
+        "scans); check that --db and --data-dir belong together, and give a new database a new data folder",
+    )
+
+
+def check_data_folder(store: Store, *, create: bool = True) -> None:
     """Check that ``store.data_dir`` is the data folder of ``store``'s database, or make it so for a new store.
 
-    Raises :class:`StoreError` naming the folder when it belongs to no or another database.
+    With ``create`` off nothing is written: a store without an identity passes only when the
+    folder has no marker either. Raises :class:`StoreError` naming the folder when it belongs to
+    no or another database.
     """
     data_dir = store.data_dir
     # The database first: a process that records the identity has created the marker before, so
@@ -139,11 +182,21 @@ def check_data_folder(store: Store) -> None:
     marker = read_marker(data_dir)
 
     if identity is None:
+        if not create:
+            if marker is None:
+                return
+            raise _another_store_folder(data_dir)
         created = False
         if marker is None:
             created = _create_marker(data_dir, uuid.uuid4().hex)
             marker = read_marker(data_dir)
             assert marker is not None
+        elif _has_images(data_dir):
+            # A marked folder with scans belongs to the database that wrote them: a new or recreated
+            # database taking it over would write over those scans with its own.
+            # NOTE: a second process that starts in the same moment as the first one to mark the folder
+            # of a store from before this check is refused too. Started again, it passes.
+            raise _another_store_folder(data_dir)
         identity = _claim_identity(store, marker)
         if identity != marker and created:
             # Another folder was recorded first: this one is not the store's, so take the marker back.
@@ -152,17 +205,11 @@ def check_data_folder(store: Store) -> None:
         log.info("store identity checked recorded=%s marker_created=%s", identity == marker, created)
 
     if marker is None:
-        raise StoreError(
-            f"数据目录 {data_dir} 不是此数据库的数据目录（其中没有标记文件 {MARKER_NAME}）。"
-            "多工位时，请把共享数据目录挂载到此路径，或用 --data-dir（或 HUKA_DATA_DIR）指向它；"
-            "扫描图像写到本机目录，其他机器就无法识别和审核。",
-            f"{data_dir} is not this database's data folder (it has no {MARKER_NAME} marker file); mount the shared "
-            "data folder here or point --data-dir (or HUKA_DATA_DIR) at it, because scans written to a local folder "
-            "cannot be read or reviewed on the other machines",
-        )
+        if create and _database_inside(store):
+            # The database file lies in this folder, so the folder is the store's: the marker was lost.
+            _create_marker(data_dir, identity)
+            log.warning("data folder marker written again for a database inside the folder")
+            return
+        raise _not_the_store_folder(data_dir)
     if marker != identity:
-        raise StoreError(
-            f"数据目录 {data_dir} 属于另一个数据库（标记文件 {MARKER_NAME} 不符）。请检查 --db 与 --data-dir 是否配对。",
-            f"{data_dir} belongs to another database (its {MARKER_NAME} marker differs); check that --db and "
-            "--data-dir belong together",
-        )
+        raise _another_store_folder(data_dir)

@@ -102,6 +102,7 @@ from ocr.crypto import (
     check_store_key,
     load_key,
 )
+from ocr.datafolder import check_data_folder
 from ocr.errors import CardCaptureError, ExitCode
 from ocr.migrations import load_models
 from ocr.store import ArchiveRow, CardRow, EncryptionKeyCheckRow, ScanRow, Store, _now
@@ -613,6 +614,8 @@ def rotate_key(store: Store, *, archive_folders: Iterable[Path] = ()) -> KeyRepo
     :class:`KeyRotationError` when some data opens with neither key, and
     :class:`KeyCommandBusyError` while another key command runs.
     """
+    # A folder that is not the store's (an unmounted share, another store's folder) changes nothing.
+    check_data_folder(store, create=False)
     current = _current_key_for_rotation()
     new = _new_key_for_rotation(current)
     report = KeyReport()
@@ -643,6 +646,7 @@ def encrypt_existing(store: Store, *, archive_folders: Iterable[Path] = ()) -> K
     data does not open with the key; :class:`KeyCommandBusyError` while another
     key command runs.
     """
+    check_data_folder(store, create=False)
     key = load_key(KEY_ENV)
     if key is None:
         raise EncryptionError(

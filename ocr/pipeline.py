@@ -298,6 +298,8 @@ def ingest_paths(
     stores the cards, in input order.
     """
     report = RunReport()
+    # A data folder that is not the database's stops the run before any OCR.
+    store.ensure_data_folder()
     # Content keys sent for OCR in this run: a second copy of a page waits for the first one's card.
     sent: set[str] = set()
 

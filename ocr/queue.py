@@ -108,6 +108,8 @@ def enqueue_paths(
     counted as a duplicate. No OCR runs here.
     """
     report = EnqueueReport()
+    # A station whose data folder is not the shared one stops here, before any page is read.
+    store.ensure_data_folder()
     for item in iter_pages(paths, pdf_dpi=pdf_dpi):
         if on_page is not None:
             on_page(item)

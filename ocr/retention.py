@@ -124,10 +124,12 @@ def _resolve(store: Store, stored: str | None) -> Path | None:
     if not stored:
         return None
     path = Path(stored)
-    if path.is_absolute() or path.exists():
-        return path
-    # Paths are stored as the ingesting command saw them; the file name is the same in this store's folder.
-    return store.image_dir / path.name
+    # This store's own folder first: a store moved to another folder, or a share mounted at another
+    # path, keeps its files there under the stored name, and a file left at the old path may be a copy.
+    local = store.image_dir / path.name
+    if local.exists() or not path.exists():
+        return local
+    return path
 
 
 def _unlink(path: Path | None) -> int:

@@ -445,13 +445,20 @@ class Store:
         with self.session() as session:
             return session.scalar(select(ScanRow.id).where(ScanRow.content_key == content_key))
 
-    def _write_image(self, name: str, data: bytes) -> str:
-        # Before the first image: is this folder the one the database's other machines use?
+    def ensure_data_folder(self) -> None:
+        """Check once that the data folder is the database's, marking it for a new store (ocr.datafolder).
+
+        Raises :class:`StoreError` naming the folder when it belongs to no or another database.
+        """
         if not self._data_folder_checked:
             from ocr.datafolder import check_data_folder
 
             check_data_folder(self)
             self._data_folder_checked = True
+
+    def _write_image(self, name: str, data: bytes) -> str:
+        # Before the first image: is this folder the one the database's other machines use?
+        self.ensure_data_folder()
         path = self.image_dir / name
         tmp = path.with_suffix(path.suffix + ".tmp")
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:

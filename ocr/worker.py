@@ -526,4 +526,13 @@ def worker_command(
         jobs_per_process=jobs_per_process,
     )
     if failed:
+        from ocr.cli import warn
+
+        warn(
+            f"有 {failed} 个识别进程异常退出（被终止或内存不足）。它们正在识别的扫描件没有丢失，"
+            f"会在 {stall_timeout:g} 秒无心跳后由运行中的 worker 重新排队；请用 python -m ocr status 查看。",
+            f"{failed} OCR processes ended abnormally (killed or out of memory). The scans they were reading are "
+            f"not lost: a running worker queues them again after {stall_timeout:g} s without a heartbeat; "
+            "see python -m ocr status",
+        )
         raise typer.Exit(ExitCode.PARTIAL)

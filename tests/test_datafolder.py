@@ -100,16 +100,94 @@ def test_marker_of_other_store_rejected(new_store_url, tmp_path: Path):
     assert _scan_count(reopened) == 1
 
 
-def test_new_database_adopts_marker(new_store_url, tmp_path: Path):
+def test_new_database_adopts_empty_folder(new_store_url, tmp_path: Path):
     old = Store(url=new_store_url("old"), data_dir=tmp_path / "folder")
     _add_scan(old, "a")
     identity = read_marker(tmp_path / "folder")
+    for image in (tmp_path / "folder" / "images").iterdir():
+        image.unlink()
 
     fresh = Store(url=new_store_url("fresh"), data_dir=tmp_path / "folder")
     _add_scan(fresh, "b")
 
     assert _identity(fresh) == identity
     assert read_marker(tmp_path / "folder") == identity
+
+
+def test_new_database_keeps_off_scans(new_store_url, tmp_path: Path):
+    # A new or recreated database must not take over a folder with another database's scans:
+    # the same page would be written over under the same name.
+    old = Store(url=new_store_url("old"), data_dir=tmp_path / "folder")
+    _add_scan(old, "a")
+    images = {path.name: path.read_bytes() for path in (tmp_path / "folder" / "images").iterdir()}
+    fresh = Store(url=new_store_url("fresh"), data_dir=tmp_path / "folder")
+
+    with pytest.raises(StoreError) as raised:
+        _add_scan(fresh, "a")
+
+    assert "属于另一个数据库" in raised.value.message_zh
+    assert _identity(fresh) is None
+    assert {path.name: path.read_bytes() for path in (tmp_path / "folder" / "images").iterdir()} == images
+
+
+def test_sqlite_lost_marker_written_again(tmp_path: Path):
+    store = Store(data_dir=tmp_path / "data")
+    _add_scan(store, "a")
+    (tmp_path / "data" / MARKER_NAME).unlink()
+    reopened = Store(data_dir=tmp_path / "data")
+
+    _add_scan(reopened, "b")
+
+    assert read_marker(tmp_path / "data") == _identity(reopened)
+
+
+def test_queue_with_wrong_folder_raises(store_url: str, tmp_path: Path):
+    from ocr.queue import enqueue_paths
+
+    shared = Store(url=store_url, data_dir=tmp_path / "data")
+    _add_scan(shared, "a")
+    local = Store(url=store_url, data_dir=tmp_path / "local")
+
+    with pytest.raises(StoreError) as raised:
+        enqueue_paths([SAMPLES_DIR / "card_01_foreign_printed.jpg"], local, batch="b")
+
+    assert "不是此数据库的数据目录" in raised.value.message_zh
+    assert _scan_count(shared) == 1
+
+
+def test_check_reports_wrong_folder(store_url: str, tmp_path: Path):
+    from ocr.check import check_store
+
+    shared = Store(url=store_url, data_dir=tmp_path / "data")
+    _add_scan(shared, "a")
+    elsewhere = Store(url=store_url, data_dir=tmp_path / "elsewhere")
+
+    report = check_store(elsewhere)
+
+    assert not report.ok
+    assert any("不是此数据库的数据目录" in zh for zh, _en in report.problems)
+    # The bare scan has no queue entry, which check reports too; the shared folder itself passes.
+    assert not any("数据目录" in zh for zh, _en in check_store(shared).problems)
+    assert not (tmp_path / "elsewhere" / MARKER_NAME).exists()
+
+
+def test_key_command_refuses_wrong_folder(store_url: str, tmp_path: Path, monkeypatch):
+    from ocr.crypto import KEY_ENV, generate_key
+    from ocr.keys import encrypt_existing
+
+    shared = Store(url=store_url, data_dir=tmp_path / "data")
+    _add_scan(shared, "a")
+    images = {path.name: path.read_bytes() for path in (tmp_path / "data" / "images").iterdir()}
+    monkeypatch.setenv(KEY_ENV, generate_key())
+    # The share is not mounted: the command sees an empty folder and must change nothing.
+    unmounted = Store(url=store_url, data_dir=tmp_path / "unmounted", check_key=False)
+
+    with pytest.raises(StoreError):
+        encrypt_existing(unmounted)
+
+    assert {path.name: path.read_bytes() for path in (tmp_path / "data" / "images").iterdir()} == images
+    monkeypatch.delenv(KEY_ENV)
+    assert Store(url=store_url, data_dir=tmp_path / "data").find_scan_id("a:1") is not None
 
 
 def test_store_from_before_marker_upgraded(store_url: str, tmp_path: Path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from datetime import timedelta
@@ -145,6 +146,35 @@ def test_audit_chain_verifies_after(site):
     assert all(event.new_value is None and event.old_value is None for event in events)
     assert events[-1].action == "purged"
     assert events[-1].actor == RETENTION_ACTOR
+
+
+def test_check_passes_after(site):
+    from ocr.check import check_store
+
+    run_retention(site.store, DAYS)
+
+    # The deleted cards' audit events stay on purpose; check does not count them as broken.
+    report = check_store(site.store)
+    assert report.ok, report.problems
+
+
+def test_moved_store_files_deleted(site):
+    # The store's folder moves: rows keep the old absolute paths, and a copy stays at the old place.
+    site.store.close()
+    shutil.copytree(site.tmp_path / "data", site.tmp_path / "moved")
+    url = site.store.url
+    if url.startswith("sqlite:///"):
+        url = f"sqlite:///{(site.tmp_path / 'moved' / 'cards.db').as_posix()}"
+    moved = Store(url=url, data_dir=site.tmp_path / "moved")
+    with moved.session() as session:
+        stored = session.scalar(select(ScanRow.image_path).join(CardRow).where(CardRow.id == site.ids["sent_old"]))
+
+    run_retention(moved, DAYS)
+
+    assert not (site.tmp_path / "moved" / "images" / Path(stored).name).exists()
+    # The copy at the old path is left alone.
+    assert Path(stored).exists()
+    moved.close()
 
 
 def test_erased_audit_keeps_no_values(site):
