@@ -23,11 +23,13 @@ the store's Alembic migrations: ``huka_queue`` by default, or
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -348,10 +350,29 @@ def run_worker_process(
     return recycled
 
 
+def _stop_with_parent(parent_pid: int) -> None:
+    """Have Linux send this process SIGTERM when its parent dies, so no worker outlives a killed supervisor.
+
+    Uses prctl(PR_SET_PDEATHSIG); elsewhere, or if the call fails, a warning is logged and the
+    worker keeps running on its own.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_pdeathsig, signal.SIGTERM) != 0:
+        log.warning("prctl PR_SET_PDEATHSIG failed errno=%d; this worker survives its parent", ctypes.get_errno())
+        return
+    # The parent may have died before the call, and then no signal comes.
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _child_main(kwargs: dict) -> None:
     logging.basicConfig(level=kwargs.pop("log_level"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # A spawned process starts with the standard record factory, so it masks its own logs.
     install_log_masking()
+    _stop_with_parent(kwargs.pop("parent_pid"))
     if run_worker_process(**kwargs):
         raise SystemExit(RECYCLE_EXIT_CODE)
 
@@ -397,6 +418,7 @@ def run_workers(
         "threads": threads,
         "jobs_per_process": jobs_per_process,
         "log_level": logging.getLogger().level,
+        "parent_pid": os.getpid(),
     }
 
     def start(index: int):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -290,6 +291,51 @@ def test_worker_without_shared_folder_stops(pg_url: str, stack: Path, tmp_path: 
     # The scans wait in the queue, untouched, for a worker with the shared folder.
     store = Store(url=pg_url, data_dir=data)
     assert [(state, attempts) for _, state, attempts in queue_rows(store)] == [("queued", 0), ("queued", 0)]
+
+
+def _children(pid: int) -> list[int]:
+    """Return the ids of the processes whose parent is ``pid``, from /proc."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue
+        if f"PPid:\t{pid}" in lines:
+            found.append(int(status.parent.name))
+    return found
+
+
+@needs_postgres
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is a Linux prctl")
+def test_worker_child_ends_with_parent(pg_url: str, tmp_path: Path):
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), HUKA_LANG="zh", HUKA_OCR_THREADS="1")
+    data = str(tmp_path / "data")
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "ocr", "worker", "--processes", "1", "--jobs-per-process", "0", "--db", pg_url, "--data-dir", data],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not children and time.monotonic() < deadline and supervisor.poll() is None:
+            time.sleep(0.2)
+            children = _children(supervisor.pid)
+        assert children, "the worker process did not start"
+
+        supervisor.kill()
+        supervisor.wait(timeout=10)
+
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{children[0]}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not Path(f"/proc/{children[0]}").exists(), "the worker process outlived its killed parent"
+    finally:
+        supervisor.kill()
+        # A child that outlived the parent is no longer listed under it: end it by its id.
+        for child in children:
+            if Path(f"/proc/{child}").exists():
+                os.kill(child, signal.SIGKILL)
 
 
 @needs_postgres
