@@ -10,6 +10,7 @@ starts one. Without that variable the PostgreSQL run is skipped.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,20 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 POSTGRES_URL_VARIABLE = "HUKA_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module() -> Iterator[None]:
+    """Put the ``__main__`` module back after each test.
+
+    Streamlit's script runner (AppTest) installs the review app's script as
+    ``__main__`` and leaves it there. A process pool started with ``spawn`` in a
+    later test would then run that script in every child before its work.
+    """
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -272,7 +272,8 @@ def test_new_store_shared_folder_race(store_url: str, tmp_path: Path):
 
 
 def test_new_store_two_folders_race(store_url: str, tmp_path: Path):
-    folders = [tmp_path / "data", tmp_path / "local"]
+    # Neither folder contains the SQLite database, which would make it the store's folder.
+    folders = [tmp_path / "one", tmp_path / "two"]
 
     outcomes = _race(store_url, folders)
 
