@@ -130,14 +130,6 @@ def _check_relations(store: Store, report: CheckReport) -> None:
                 )
 
 
-def _image_path(store: Store, stored: str) -> Path:
-    """Return the file a stored image path names; a relative path from another working folder is looked up by name."""
-    path = Path(stored)
-    if path.is_file():
-        return path
-    return store.image_dir / path.name
-
-
 def _check_data_folder(store: Store, report: CheckReport) -> None:
     """Report a data folder whose marker does not match the database (ocr.datafolder); nothing is written."""
     try:
@@ -153,7 +145,7 @@ def _check_images(store: Store, report: CheckReport) -> None:
     missing = []
     referenced = set()
     for kind, row_id, stored in named:
-        path = _image_path(store, stored)
+        path = store.image_file(stored)
         referenced.add(path.name)
         try:
             empty = path.stat().st_size == 0

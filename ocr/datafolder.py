@@ -31,7 +31,7 @@ import json
 import logging
 import os
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ocr.errors import StoreError
-from ocr.store import Base
+from ocr.store import Base, _now
 
 if TYPE_CHECKING:
     from ocr.store import Store
@@ -51,10 +51,6 @@ log = logging.getLogger(__name__)
 
 # The marker file at the top of the data folder.
 MARKER_NAME = ".hukacapture-store"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class StoreIdentityRow(Base):
@@ -188,8 +184,10 @@ def check_data_folder(store: Store, *, create: bool = True) -> None:
             raise _another_store_folder(data_dir)
         created = False
         if marker is None:
-            created = _create_marker(data_dir, uuid.uuid4().hex)
-            marker = read_marker(data_dir)
+            candidate = uuid.uuid4().hex
+            created = _create_marker(data_dir, candidate)
+            # A process sharing the folder may have created it first, and then its identity counts.
+            marker = candidate if created else read_marker(data_dir)
             assert marker is not None
         elif _has_images(data_dir):
             # A marked folder with scans belongs to the database that wrote them: a new or recreated

@@ -46,9 +46,9 @@ Running the same command again with the same two keys finishes the rotation.
 After step 6 the command finds row 1 equal to the new key, checks that
 everything opens with the new key, converts what does not, and repeats step 7.
 
-``key encrypt-existing`` encrypts a store that was used without a key, or the
-values and files written before ``$HUKA_ENCRYPTION_KEY`` was set, under that
-key; there is no previous key. It first records the key's check value in row 1
+``key encrypt-existing`` encrypts, under ``$HUKA_ENCRYPTION_KEY``, a store that
+was used without a key, or the values and files written before that key was
+set. There is no previous key. It first records the key's check value in row 1
 as any open with a key does, so from then on the store needs the key. The
 store reads plain and encrypted values alike, so it stays usable while the
 command runs and after a killed run; this command needs no row 2. It then runs
@@ -422,14 +422,6 @@ def _is_temporary(path: Path) -> bool:
     return path.name.endswith(".tmp") or path.name.endswith(TEMPORARY_SUFFIX)
 
 
-def _stored_image_path(store: Store, stored: str) -> Path:
-    """Return the file a stored image path names; a relative path from another working folder is looked up by name."""
-    path = Path(stored)
-    if path.is_file():
-        return path
-    return store.image_dir / path.name
-
-
 def _file_folders(store: Store, archive_folders: Iterable[Path]) -> list[Path]:
     """Return the image folder and every archive folder: those given and those of unpurged archive rows."""
     folders = [store.image_dir, *archive_folders]
@@ -450,7 +442,7 @@ def _stored_files(store: Store, folders: list[Path], report: KeyReport) -> list[
         named = list(session.scalars(select(ScanRow.image_path)))
         named += list(session.scalars(select(CardRow.straight_image_path)))
     for stored in named:
-        path = _stored_image_path(store, stored)
+        path = store.image_file(stored)
         if path.is_file():
             found.setdefault(path.resolve(), path)
         else:

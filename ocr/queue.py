@@ -184,9 +184,7 @@ def _start_attempt(store: Store, scan_id: int) -> QueuedScanRow | None:
 
 def _read_original(store: Store, scan: ScanRow) -> np.ndarray:
     """Decode the stored original image; a relative path may be another machine's, so the data folder is tried too."""
-    path = Path(scan.image_path)
-    if not path.is_file():
-        path = store.image_dir / path.name
+    path = store.image_file(scan.image_path)
     # The stored file may be encrypted at rest; read_stored_file returns the plain bytes.
     try:
         data = read_stored_file(path)

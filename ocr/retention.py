@@ -120,16 +120,8 @@ def due_card_ids(session: Session, cutoff: datetime, *, force: bool) -> tuple[li
 
 
 def _resolve(store: Store, stored: str | None) -> Path | None:
-    """Return the file a stored image path names, also when it was stored relative to another folder."""
-    if not stored:
-        return None
-    path = Path(stored)
-    # This store's own folder first: a store moved to another folder, or a share mounted at another
-    # path, keeps its files there under the stored name, and a file left at the old path may be a copy.
-    local = store.image_dir / path.name
-    if local.exists() or not path.exists():
-        return local
-    return path
+    """Return the file a stored image path names (see :meth:`Store.image_file`), or None for no path."""
+    return store.image_file(stored) if stored else None
 
 
 def _unlink(path: Path | None) -> int:

@@ -456,6 +456,19 @@ class Store:
             check_data_folder(self)
             self._data_folder_checked = True
 
+    def image_file(self, stored: str) -> Path:
+        """Return the file that an image path stored in a row names.
+
+        The store's own ``images/`` comes first: a store moved to another folder, or a share
+        mounted at another path, keeps its files there under the stored name, and a file left at
+        the old path may be a copy. The stored path is used when the file is not there.
+        """
+        path = Path(stored)
+        local = self.image_dir / path.name
+        if local.exists() or not path.exists():
+            return local
+        return path
+
     def _write_image(self, name: str, data: bytes) -> str:
         # Before the first image: is this folder the one the database's other machines use?
         self.ensure_data_folder()

@@ -41,7 +41,6 @@ import typer
 from sqlalchemy.engine import make_url
 
 from ocr.confidence import field_history
-from ocr.datafolder import check_data_folder
 from ocr.errors import ExitCode, StoreError
 from ocr.ingest import IngestFailure, Page
 from ocr.logmask import install as install_log_masking
@@ -402,7 +401,7 @@ def run_workers(
     # restarted children.
     store = Store(url=db_url, data_dir=Path(data_dir) if data_dir else None)
     try:
-        check_data_folder(store)
+        store.ensure_data_folder()
     finally:
         store.close()
 

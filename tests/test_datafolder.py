@@ -179,7 +179,7 @@ def test_key_command_refuses_wrong_folder(store_url: str, tmp_path: Path, monkey
     _add_scan(shared, "a")
     images = {path.name: path.read_bytes() for path in (tmp_path / "data" / "images").iterdir()}
     monkeypatch.setenv(KEY_ENV, generate_key())
-    # The share is not mounted: the command sees an empty folder and must change nothing.
+    # The share is not mounted, so the command finds an empty folder and must change nothing.
     unmounted = Store(url=store_url, data_dir=tmp_path / "unmounted", check_key=False)
 
     with pytest.raises(StoreError):

@@ -9,9 +9,9 @@ plain text. Every encrypted column value and every file opens with the new key
 only, the old key is rejected, and ``audit verify`` and ``check`` pass.
 
 The crash tests run the command in a child process that kills itself with
-SIGKILL at a chosen call of ocr.keys (after the Nth value update inside a
-transaction, after the Nth temporary file, after the Nth replaced file, after
-the final commit), so the kill point is the same on every run. Then the same
+SIGKILL at a chosen call of ocr.keys. The calls are the Nth value update inside
+a transaction, the Nth temporary file, the Nth replaced file and the final
+commit, so the kill point is the same on every run. Then the same
 command runs again and must give the same result as an uninterrupted run.
 """
 
