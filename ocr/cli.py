@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from datetime import date
@@ -633,6 +634,81 @@ def _take_lang(argv: list[str]) -> list[str]:
     return rest
 
 
+# Exit code of a usage error, as click's own UsageError.exit_code.
+USAGE_EXIT_CODE = 2
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_NO_SUCH_COMMAND = re.compile(r"No such command '(?P<name>.*)'\.?$")
+_EXTRA_ARGUMENTS = re.compile(r"Got unexpected extra argument\(s\) \((?P<args>.*)\)$")
+
+
+def _param_hint(exc) -> str:
+    """Return the option or argument that a click parameter error names, such as ``'--dpi'``, or ''."""
+    hint = getattr(exc, "param_hint", None)
+    if hint is None and getattr(exc, "param", None) is not None:
+        hint = exc.param.get_error_hint()
+    if hint is None:
+        return ""
+    return hint if isinstance(hint, str) else " / ".join(repr(item) for item in hint)
+
+
+def _param_zh(exc) -> str:
+    """Return the parameter of a click error in Chinese, such as ``选项 '--dpi'``, or ``参数`` when it is unknown."""
+    kind = getattr(getattr(exc, "param", None), "param_type_name", None) or getattr(exc, "param_type", None)
+    hint = _param_hint(exc)
+    if kind == "option" or hint.startswith("'-"):
+        name = "选项"
+    else:
+        name = "参数"
+    return f"{name} {hint}" if hint else name
+
+
+def _describe_usage_error_zh(exc) -> str:
+    """Return a Chinese description of a click usage error: what was wrong, on which option, argument or command.
+
+    Typer bundles its own copy of click, so the error classes are recognised by name, which
+    also covers an error raised with the click package itself.
+    """
+    kinds = {cls.__name__ for cls in type(exc).__mro__}
+    message = str(getattr(exc, "message", "") or "").strip()
+    if "NoSuchOption" in kinds:
+        described = f"没有选项 {exc.option_name}"
+        if getattr(exc, "possibilities", None):
+            described += f"，可能是 {', '.join(sorted(exc.possibilities))}"
+        return described
+    if "MissingParameter" in kinds:
+        return f"缺少{_param_zh(exc)}"
+    if "BadParameter" in kinds:
+        described = f"{_param_zh(exc)} 的值无效" if _param_hint(exc) else "参数的值无效"
+        # Some commands of this project raise BadParameter with a message "Chinese / English".
+        return f"{described}：{message.split(' / ', 1)[0]}" if _CJK.search(message) else described
+    if "BadOptionUsage" in kinds:
+        if "does not take a value" in message:
+            return f"选项 {exc.option_name} 不接受值"
+        if "requires" in message:
+            return f"选项 {exc.option_name} 后缺少值"
+        return f"选项 {exc.option_name} 用法有误"
+    if "BadArgumentUsage" in kinds:
+        return "参数的个数不对"
+    if (match := _NO_SUCH_COMMAND.match(message)) is not None:
+        return f"没有命令 '{match['name']}'"
+    if (match := _EXTRA_ARGUMENTS.match(message)) is not None:
+        return f"多余的参数 {match['args']}"
+    if message.startswith("Missing command"):
+        return "缺少命令"
+    return "参数无效"
+
+
+def _report_usage_error(exc) -> None:
+    """Print a click usage error: Chinese first with the --help hint, then click's English detail."""
+    context = getattr(exc, "ctx", None)
+    command = context.command_path if context is not None else "python -m ocr"
+    detail = exc.format_message().strip().rstrip(".")
+    warn(
+        f"命令用法有误：{_describe_usage_error_zh(exc)}。运行 {command} --help 查看用法。\nusage error: {detail}",
+        f"usage error: {detail}; run {command} --help",
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command line, turning product and usage errors into a message and an exit code."""
     args = _take_lang(list(sys.argv[1:] if argv is None else argv))
@@ -651,11 +727,7 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":
             sys.exit(0)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-            detail = exc.format_message().rstrip(".")
-            warn(
-                f"命令用法有误：{detail}。运行 python -m ocr --help 查看用法。",
-                f"usage error: {detail}; run python -m ocr --help",
-            )
-            sys.exit(ExitCode.PARTIAL)
+            _report_usage_error(exc)
+            sys.exit(USAGE_EXIT_CODE)
         raise
     sys.exit(code if isinstance(code, int) else 0)

@@ -153,6 +153,16 @@ def _archive_folders(config: Path | None, data_dir: Path) -> list[Path]:
     return [archive_root(load_config(config), data_dir)]
 
 
+SkipMissingOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-missing",
+        help="数据库中登记的图像文件缺失时仍完成；这些文件找回后需再运行一次本命令 / "
+        "finish although image files that the database names are missing; run again if they turn up",
+    ),
+]
+
+
 def _say_key_report(report, *, rotating: bool) -> None:
     kept_zh = "已是新密钥" if rotating else "已加密"
     kept_en = "under the new key already" if rotating else "encrypted already"
@@ -165,17 +175,42 @@ def _say_key_report(report, *, rotating: bool) -> None:
         f"{report.files_encrypted} encrypted, {report.files_current} {kept_en}",
     )
     if report.files_missing:
-        from ocr.cli import warn
+        _warn_skipped_files(report, rotating=rotating)
 
+
+def _warn_skipped_files(report, *, rotating: bool) -> None:
+    """Warn that ``--skip-missing`` left missing image files out, and print what to do with a file that turns up."""
+    from ocr.cli import warn
+    from ocr.crypto import KEY_ENV, NEW_KEY_ENV
+    from ocr.keys import describe_missing_files
+
+    missing_zh, missing_en = describe_missing_files(report)
+    if rotating:
         warn(
-            f"数据库中登记的 {report.files_missing} 个图像文件不存在，已跳过。请运行 python -m ocr check 查看。",
-            f"{report.files_missing} image files that the database names do not exist and were skipped; "
-            "run python -m ocr check for the list",
+            f"{missing_zh}，已按 --skip-missing 跳过。这些文件如果找回，仍是用原密钥加密的，所以请保留原密钥："
+            f"把文件放回数据目录的 images 中，再把原密钥放入 {KEY_ENV}、新密钥放入 {NEW_KEY_ENV}，"
+            "运行一次 python -m ocr key rotate，它们就会换成新密钥。",
+            f"{missing_en}; skipped because of --skip-missing. If these files turn up, they are still encrypted with "
+            f"the old key, so keep the old key: put them back into the data folder's images, put the old key in "
+            f"${KEY_ENV} and the new key in ${NEW_KEY_ENV}, and run python -m ocr key rotate once more to move them "
+            "to the new key",
         )
+        return
+    warn(
+        f"{missing_zh}，已按 --skip-missing 跳过，没有加密。这些文件如果找回，请放回数据目录的 images 中，"
+        "再运行一次 python -m ocr key encrypt-existing。",
+        f"{missing_en}; skipped because of --skip-missing and not encrypted. If these files turn up, put them back "
+        "into the data folder's images and run python -m ocr key encrypt-existing again",
+    )
 
 
 @key_app.command("rotate")
-def key_rotate(config: ConfigOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+def key_rotate(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    skip_missing: SkipMissingOption = False,
+) -> None:
     """用 $HUKA_NEW_ENCRYPTION_KEY 中的新密钥重新加密全部数据；中断后再运行即可继续。 / Re-encrypt everything under the key in $HUKA_NEW_ENCRYPTION_KEY; run again to resume."""
     from ocr.crypto import KEY_ENV, NEW_KEY_ENV
     from ocr.keys import rotate_key
@@ -183,7 +218,7 @@ def key_rotate(config: ConfigOption = None, db: DbOption = None, data_dir: DataD
     # The key check is rotate_key's: a store with an unfinished rotation does not open otherwise.
     store = _store_unchecked(db, data_dir)
     try:
-        report = rotate_key(store, archive_folders=_archive_folders(config, store.data_dir))
+        report = rotate_key(store, archive_folders=_archive_folders(config, store.data_dir), skip_missing=skip_missing)
     finally:
         store.close()
     _say_key_report(report, rotating=True)
@@ -204,17 +239,31 @@ def key_rotate(config: ConfigOption = None, db: DbOption = None, data_dir: DataD
 
 
 @key_app.command("encrypt-existing")
-def key_encrypt_existing(config: ConfigOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+def key_encrypt_existing(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    skip_missing: SkipMissingOption = False,
+) -> None:
     """用 $HUKA_ENCRYPTION_KEY 加密未加密时写入的数据与文件；中断后再运行即可继续。 / Encrypt the data and files written without a key under $HUKA_ENCRYPTION_KEY; run again to resume."""
     from ocr.crypto import KEY_ENV
     from ocr.keys import encrypt_existing
 
     store = _store_unchecked(db, data_dir)
     try:
-        report = encrypt_existing(store, archive_folders=_archive_folders(config, store.data_dir))
+        report = encrypt_existing(
+            store, archive_folders=_archive_folders(config, store.data_dir), skip_missing=skip_missing
+        )
     finally:
         store.close()
     _say_key_report(report, rotating=False)
+    if report.files_missing:
+        _say(
+            f"除缺失的图像文件外，已加密全部数据。此后每个打开此数据库的程序都需要设置 {KEY_ENV}。",
+            f"all data but the missing image files is encrypted; from now on every program that opens this store "
+            f"needs ${KEY_ENV}",
+        )
+        return
     _say(
         f"已加密全部数据。此后每个打开此数据库的程序都需要设置 {KEY_ENV}。",
         f"all data is encrypted; from now on every program that opens this store needs ${KEY_ENV}",

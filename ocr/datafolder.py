@@ -63,26 +63,72 @@ class StoreIdentityRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
 
 
-def read_marker(data_dir: Path) -> str | None:
+def _marker_fix(database_inside: bool) -> tuple[str, str]:
+    """Return what to do about a damaged marker, in Chinese and English."""
+    if database_inside:
+        return (
+            "请从备份中恢复此文件。数据库文件就在此目录中，所以也可以删除此文件，"
+            "下次写入扫描件（例如 ingest）时会自动重新生成。",
+            "restore it from a backup, or delete it: the database file lies in this folder, so the next command "
+            "that writes a scan (such as ingest) writes it again",
+        )
+    return (
+        "请从备份中恢复此文件（多工位时它在共享数据目录中）；删除它不能解决问题，因为此后此目录会被当作别的目录拒绝。",
+        "restore it from a backup (with several stations it lies in the shared data folder); deleting it does not "
+        "help, because the folder is then rejected as not the store's",
+    )
+
+
+def _read_error_zh(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "没有读取权限"
+    if isinstance(exc, IsADirectoryError):
+        return "它是一个目录，不是文件"
+    return f"系统错误号 {exc.errno}" if exc.errno is not None else "系统错误"
+
+
+def read_marker(data_dir: Path, *, database_inside: bool = False) -> str | None:
     """Return the identity in ``data_dir``'s marker file, or None when the folder has none.
 
-    Raises :class:`StoreError` when the marker exists but cannot be read or parsed.
+    Raises :class:`StoreError` when the marker exists but cannot be read or parsed. The Chinese
+    message names the file and the fix, and the English one adds the system's or parser's
+    detail. ``database_inside`` (an SQLite database file in this folder) adds deleting the
+    marker to the fix, because then the next write creates it again.
     """
     path = data_dir / MARKER_NAME
+    fix_zh, fix_en = _marker_fix(database_inside)
     try:
-        content = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        log.warning("data folder marker unreadable path=%s error=%s", path, exc)
         raise StoreError(
-            f"数据目录的标记文件 {path} 无法读取（{exc}）。请从共享数据目录或备份中恢复此文件。",
-            f"marker file {path} of the data folder is unreadable ({exc}); restore it from the shared folder or a backup",
+            f"无法读取数据目录的标记文件 {path}（{_read_error_zh(exc)}）。请检查此文件和共享数据目录的权限，或{fix_zh}",
+            f"cannot read marker file {path} of the data folder ({exc}); check the permissions of the file and the "
+            f"shared folder, or {fix_en}",
+        ) from exc
+    except UnicodeDecodeError as exc:
+        log.warning("data folder marker not UTF-8 path=%s error=%s", path, exc)
+        raise StoreError(
+            f"数据目录的标记文件 {path} 已损坏（不是有效的 JSON 文本），无法确认此目录属于哪个数据库。{fix_zh}",
+            f"marker file {path} of the data folder is damaged (invalid JSON: not UTF-8 text, {exc}), so it does "
+            f"not show which database the folder belongs to; {fix_en}",
+        ) from exc
+    try:
+        content = json.loads(text)
+    except ValueError as exc:
+        log.warning("data folder marker not JSON path=%s error=%s", path, exc)
+        raise StoreError(
+            f"数据目录的标记文件 {path} 已损坏（不是有效的 JSON），无法确认此目录属于哪个数据库。{fix_zh}",
+            f"marker file {path} of the data folder is damaged (invalid JSON: {exc}), so it does not show which "
+            f"database the folder belongs to; {fix_en}",
         ) from exc
     identity = content.get("store") if isinstance(content, dict) else None
     if not isinstance(identity, str) or not identity:
         raise StoreError(
-            f"数据目录的标记文件 {path} 内容无效。请从共享数据目录或备份中恢复此文件。",
-            f"marker file {path} of the data folder is invalid; restore it from the shared folder or a backup",
+            f"数据目录的标记文件 {path} 内容无效（没有数据库编号）。{fix_zh}",
+            f"marker file {path} of the data folder is invalid (it names no database); {fix_en}",
         )
     return identity
 
@@ -175,7 +221,8 @@ def check_data_folder(store: Store, *, create: bool = True) -> None:
     # The database first: a process that records the identity has created the marker before, so
     # once the identity is seen, the marker of a shared folder is there to read.
     identity = _stored_identity(store)
-    marker = read_marker(data_dir)
+    database_inside = _database_inside(store)
+    marker = read_marker(data_dir, database_inside=database_inside)
 
     if identity is None:
         if not create:
@@ -187,11 +234,13 @@ def check_data_folder(store: Store, *, create: bool = True) -> None:
             candidate = uuid.uuid4().hex
             created = _create_marker(data_dir, candidate)
             # A process sharing the folder may have created it first, and then its identity counts.
-            marker = candidate if created else read_marker(data_dir)
+            marker = candidate if created else read_marker(data_dir, database_inside=database_inside)
             assert marker is not None
-        elif _has_images(data_dir):
+        elif _has_images(data_dir) and _stored_identity(store) != marker:
             # A marked folder with scans belongs to the database that wrote them: a new or recreated
-            # database taking it over would write over those scans with its own.
+            # database taking it over would write over those scans with its own. The identity is read
+            # again first: a process sharing this new store records it before its first scan, so the
+            # scans may be that process's, written since the identity was read above.
             # NOTE: a second process that starts in the same moment as the first one to mark the folder
             # of a store from before this check is refused too. Started again, it passes.
             raise _another_store_folder(data_dir)
@@ -203,7 +252,7 @@ def check_data_folder(store: Store, *, create: bool = True) -> None:
         log.info("store identity checked recorded=%s marker_created=%s", identity == marker, created)
 
     if marker is None:
-        if create and _database_inside(store):
+        if create and database_inside:
             # The database file lies in this folder, so the folder is the store's: the marker was lost.
             _create_marker(data_dir, identity)
             log.warning("data folder marker written again for a database inside the folder")

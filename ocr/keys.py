@@ -31,8 +31,12 @@ user can read a process's arguments. It runs these steps:
    ``os.replace``, and then the folder is flushed. A file thus always contains
    either its old or its new content. The next run deletes temporary files that a
    killed run left.
-5. If any value or file opens with neither key, stop before step 6 and name
-   them. Row 2 stays, so the store stays closed to other programs.
+5. If any value or file opens with neither key, or an image file that a row
+   names is missing, stop before step 6 and name them (missing files by card
+   id). Row 2 stays, so the store stays closed to other programs. A missing
+   file may turn up later under the old key, so only ``skip_missing``
+   (``--skip-missing``) lets the run go on to step 6 without it. A file that
+   turns up after that is converted by the next run with both keys.
 6. In one transaction, set row 1 to the new key's check value and delete row 2.
    From then on the store opens only with the new key.
 7. Overwrite the old forms in the database files: ``VACUUM`` and a WAL
@@ -52,7 +56,9 @@ set. There is no previous key. It first records the key's check value in row 1
 as any open with a key does, so from then on the store needs the key. The
 store reads plain and encrypted values alike, so it stays usable while the
 command runs and after a killed run; this command needs no row 2. It then runs
-steps 3, 4, 5 and 7, and running it again finishes a killed run.
+steps 3, 4, 5 and 7, and running it again finishes a killed run. At step 5
+missing image files make it exit with an error too, unless ``skip_missing`` is
+set, because a file that turns up later would stay plain.
 
 The audit hash chain covers the plain values (see ocr.audit), so neither
 command changes a hash, and ``python -m ocr audit verify`` still passes.
@@ -113,6 +119,8 @@ __all__ = [
     "KeyCommandBusyError",
     "KeyReport",
     "KeyRotationError",
+    "MissingFilesError",
+    "describe_missing_files",
     "encrypt_existing",
     "rotate_key",
 ]
@@ -146,6 +154,10 @@ class KeyRotationError(CardCaptureError):
     exit_code = ExitCode.STORE_FAILED
 
 
+class MissingFilesError(KeyRotationError):
+    """Image files that rows name are missing and were not converted, although the rest of the store was."""
+
+
 class KeyCommandBusyError(CardCaptureError):
     """Another key command holds the store's key command lock."""
 
@@ -163,6 +175,9 @@ class KeyReport:
     files_reencrypted: int = 0
     files_current: int = 0
     files_missing: int = 0  # image files that a row names and that do not exist
+    missing_file_names: list[str] = field(default_factory=list)  # names of those files, without folder
+    missing_card_ids: list[int] = field(default_factory=list)  # cards whose scan or straight image is missing
+    missing_scan_ids: list[int] = field(default_factory=list)  # scans without a card whose image is missing
     unreadable_values: list[str] = field(default_factory=list)  # "table.column id N"
     unreadable_files: list[Path] = field(default_factory=list)
     # rotate only: the store used the new key already when the run began (a finished rotation run again).
@@ -431,22 +446,38 @@ def _file_folders(store: Store, archive_folders: Iterable[Path]) -> list[Path]:
     return [folder for folder in folders if folder.is_dir()]
 
 
+def _named_images(store: Store) -> list[tuple[int | None, int, str]]:
+    """Return (card id or None, scan id, stored path) of every image file that a row names."""
+    with store.session() as session:
+        scans = session.execute(
+            select(CardRow.id, ScanRow.id, ScanRow.image_path).outerjoin(CardRow, CardRow.scan_id == ScanRow.id)
+        ).all()
+        straight = session.execute(select(CardRow.id, CardRow.scan_id, CardRow.straight_image_path)).all()
+    return [tuple(row) for row in (*scans, *straight)]
+
+
 def _stored_files(store: Store, folders: list[Path], report: KeyReport) -> list[Path]:
-    """Return every stored file once: those in ``folders`` and the images the rows name; count missing images."""
+    """Return every stored file once: those in ``folders`` and the images the rows name. Missing images go to ``report``."""
     found: dict[Path, Path] = {}
     for folder in folders:
         for path in folder.rglob("*"):
             if path.is_file() and not _is_temporary(path):
                 found.setdefault(path.resolve(), path)
-    with store.session() as session:
-        named = list(session.scalars(select(ScanRow.image_path)))
-        named += list(session.scalars(select(CardRow.straight_image_path)))
-    for stored in named:
+    missing_cards: set[int] = set()
+    missing_scans: set[int] = set()
+    for card_id, scan_id, stored in _named_images(store):
         path = store.image_file(stored)
         if path.is_file():
             found.setdefault(path.resolve(), path)
+            continue
+        report.files_missing += 1
+        report.missing_file_names.append(path.name)
+        if card_id is not None:
+            missing_cards.add(card_id)
         else:
-            report.files_missing += 1
+            missing_scans.add(scan_id)
+    report.missing_card_ids = sorted(missing_cards)
+    report.missing_scan_ids = sorted(missing_scans)
     return [found[key] for key in sorted(found)]
 
 
@@ -540,11 +571,8 @@ def _listed(items: list) -> str:
     return listed + (f" …(+{len(items) - MAX_LISTED})" if len(items) > MAX_LISTED else "")
 
 
-def _raise_unreadable(report: KeyReport, *, rotating: bool) -> None:
-    """Raise :class:`KeyRotationError` naming the values and files that no key of the run decrypts, if any."""
-    if not report.unreadable_files and not report.unreadable_values:
-        return
-
+def _unreadable_message(report: KeyReport, *, rotating: bool) -> tuple[str, str]:
+    """Return the Chinese and English message that names the values and files no key of the run decrypts."""
     details_zh = []
     details_en = []
     if report.unreadable_files:
@@ -570,13 +598,75 @@ def _raise_unreadable(report: KeyReport, *, rotating: bool) -> None:
         backup_en = "plain or encrypted with the current key"
         state_zh = "其余数据已加密。"
         state_en = "The rest of the data is encrypted."
-    raise KeyRotationError(
+    return (
         f"{failure_zh}这些数据是用别的密钥加密的，或已损坏。请从备份恢复这些文件或数据库行（{backup_zh}），"
         f"或把无法恢复的文件移出数据目录和归档目录，然后再运行一次同一命令。{state_zh}",
         f"{failure_en} It was encrypted with another key or is damaged. Restore these files or database rows from "
         f"a backup ({backup_en}), or move files that cannot be restored out of the data and archive folders, then "
         f"run the same command again. {state_en}",
     )
+
+
+def describe_missing_files(report: KeyReport) -> tuple[str, str]:
+    """Return a Chinese and an English phrase that counts the missing image files and names their cards and files."""
+    owners_zh = []
+    owners_en = []
+    if report.missing_card_ids:
+        owners_zh.append(f"卡片 {_listed(report.missing_card_ids)}")
+        owners_en.append(f"cards {_listed(report.missing_card_ids)}")
+    if report.missing_scan_ids:
+        owners_zh.append(f"尚未识别的扫描件 {_listed(report.missing_scan_ids)}")
+        owners_en.append(f"scans not read yet {_listed(report.missing_scan_ids)}")
+    names = _listed(sorted(report.missing_file_names))
+    return (
+        f"数据库中登记的 {report.files_missing} 个图像文件不在数据目录中（{'，'.join(owners_zh)}；文件 {names}）",
+        f"image files that the database names are missing from the data folder: {report.files_missing} "
+        f"({', '.join(owners_en)}; files {names})",
+    )
+
+
+def _missing_message(report: KeyReport, image_dir: Path, *, rotating: bool) -> tuple[str, str]:
+    """Return the message of a run that converted everything but the missing image files."""
+    missing_zh, missing_en = describe_missing_files(report)
+    if rotating:
+        return (
+            f"{missing_zh}。这些文件没有换成新密钥，所以密钥更换未完成，其余数据和文件已换成新密钥。"
+            "这些文件找回后仍需原密钥才能解密，请保留原密钥。"
+            f"请从备份或共享目录把它们恢复到 {image_dir} 中，再用同样的两个密钥运行一次 python -m ocr key rotate。"
+            "确认无法找回时，请加 --skip-missing 再运行一次，以完成更换。"
+            "在更换完成之前，数据库仍处于更换密钥的状态，其他程序不能打开它。",
+            f"{missing_en}. They were not moved to the new key, so the rotation did not finish. The rest of the data "
+            "and files is under the new key. These files still need the old key if they turn up, so keep the old key. "
+            f"Restore them from a backup or the shared folder into {image_dir} and run python -m ocr key rotate again "
+            "with the same two keys. If they cannot be restored, run it again with --skip-missing to finish the "
+            "rotation. Until the rotation finishes, the store stays in rotation and other programs cannot open it.",
+        )
+    return (
+        f"{missing_zh}。这些文件没有加密，其余数据和文件已加密，数据库照常可用。"
+        f"请从备份或共享目录把它们恢复到 {image_dir} 中，再运行一次 python -m ocr key encrypt-existing。"
+        "确认无法找回时，请加 --skip-missing 再运行一次。",
+        f"{missing_en}. They were not encrypted. The rest of the data and files is encrypted and the store stays "
+        f"usable. Restore them from a backup or the shared folder into {image_dir} and run "
+        "python -m ocr key encrypt-existing again. If they cannot be restored, run it again with --skip-missing.",
+    )
+
+
+def _raise_incomplete(report: KeyReport, image_dir: Path, *, rotating: bool, skip_missing: bool) -> None:
+    """Raise when some data opens with no key of the run, or when image files are missing and not skipped.
+
+    Raises :class:`KeyRotationError` for unreadable data, naming the missing files as well, and
+    :class:`MissingFilesError` when missing files are the only problem.
+    """
+    missing = report.files_missing > 0 and not skip_missing
+    if report.unreadable_files or report.unreadable_values:
+        message_zh, message_en = _unreadable_message(report, rotating=rotating)
+        if missing:
+            missing_zh, missing_en = describe_missing_files(report)
+            message_zh += f"另外，{missing_zh}，请一并恢复到 {image_dir} 中，或在再次运行时加 --skip-missing。"
+            message_en += f" Also, {missing_en}. Restore them into {image_dir} too, or add --skip-missing to the next run."
+        raise KeyRotationError(message_zh, message_en)
+    if missing:
+        raise MissingFilesError(*_missing_message(report, image_dir, rotating=rotating))
 
 
 def _log_report(command: str, report: KeyReport) -> None:
@@ -594,17 +684,28 @@ def _log_report(command: str, report: KeyReport) -> None:
         report.files_missing,
         len(report.unreadable_files),
     )
+    if report.files_missing:
+        log.warning(
+            "key %s: %d image files missing, cards %s, scans without card %s",
+            command,
+            report.files_missing,
+            _listed(report.missing_card_ids),
+            _listed(report.missing_scan_ids),
+        )
 
 
-def rotate_key(store: Store, *, archive_folders: Iterable[Path] = ()) -> KeyReport:
+def rotate_key(store: Store, *, archive_folders: Iterable[Path] = (), skip_missing: bool = False) -> KeyReport:
     """Re-encrypt the store from ``$HUKA_ENCRYPTION_KEY`` to ``$HUKA_NEW_ENCRYPTION_KEY``; see the module docstring.
 
     ``store`` must be opened with ``check_key=False``, because a store whose
     rotation was interrupted does not open otherwise. ``archive_folders`` are
     the archive roots to convert besides the folders the archive rows name.
-    Raises :class:`EncryptionError` for a missing, invalid or wrong key,
-    :class:`KeyRotationError` when some data opens with neither key, and
-    :class:`KeyCommandBusyError` while another key command runs.
+    With ``skip_missing`` the rotation finishes although image files that
+    rows name are missing (the report counts them). Raises
+    :class:`EncryptionError` for a missing, invalid or wrong key,
+    :class:`KeyRotationError` when some data opens with neither key,
+    :class:`MissingFilesError` when image files are missing and not skipped,
+    and :class:`KeyCommandBusyError` while another key command runs.
     """
     # A folder that is not the store's (an unmounted share, another store's folder) changes nothing.
     check_data_folder(store, create=False)
@@ -621,7 +722,7 @@ def rotate_key(store: Store, *, archive_folders: Iterable[Path] = ()) -> KeyRepo
         _convert_values(store, new, current, report)
         _convert_files(store, archive_folders, new, current, report)
         _log_report("rotate", report)
-        _raise_unreadable(report, rotating=True)
+        _raise_incomplete(report, store.image_dir, rotating=True, skip_missing=skip_missing)
         if not report.finished_before:
             _finish_rotation(store, new)
         _compact(store)
@@ -629,14 +730,15 @@ def rotate_key(store: Store, *, archive_folders: Iterable[Path] = ()) -> KeyRepo
     return report
 
 
-def encrypt_existing(store: Store, *, archive_folders: Iterable[Path] = ()) -> KeyReport:
+def encrypt_existing(store: Store, *, archive_folders: Iterable[Path] = (), skip_missing: bool = False) -> KeyReport:
     """Encrypt the store's plain values and files under ``$HUKA_ENCRYPTION_KEY``; see the module docstring.
 
     Records the key as the store's key first if the store had none. Raises
     :class:`EncryptionError` when the key is missing, invalid or not the
     store's, or a rotation is unfinished; :class:`KeyRotationError` when some
-    data does not open with the key; :class:`KeyCommandBusyError` while another
-    key command runs.
+    data does not open with the key; :class:`MissingFilesError` when image
+    files that rows name are missing, unless ``skip_missing`` is set;
+    :class:`KeyCommandBusyError` while another key command runs.
     """
     check_data_folder(store, create=False)
     key = load_key(KEY_ENV)
@@ -654,7 +756,7 @@ def encrypt_existing(store: Store, *, archive_folders: Iterable[Path] = ()) -> K
         _convert_values(store, key, None, report)
         _convert_files(store, archive_folders, key, None, report)
         _log_report("encrypt-existing", report)
-        _raise_unreadable(report, rotating=False)
+        _raise_incomplete(report, store.image_dir, rotating=False, skip_missing=skip_missing)
         _compact(store)
     log.info("key encrypt-existing: finished")
     return report

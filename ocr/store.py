@@ -351,7 +351,8 @@ class Store:
         """Open the store, creating the data folder and the database unless ``create`` is off.
 
         With ``create`` off, a missing SQLite file raises :class:`StoreError`, so a
-        mistyped path in a reading command does not make a new, empty store.
+        mistyped path in a reading command does not make a new, empty store, and no
+        folder is created.
         ``check_key`` off skips the comparison with the store's encryption key;
         only the key commands of ocr.keys, which check the keys themselves, turn it off.
         """
@@ -367,8 +368,8 @@ class Store:
             )
 
         # Create the folders owner-only: they hold scans with personal data.
-        folders = [self.data_dir, self.image_dir]
-        if db_file is not None:
+        folders = [self.data_dir, self.image_dir] if create else []
+        if db_file is not None and create:
             folders.append(db_file.parent)
         for folder in folders:
             try:
@@ -472,6 +473,8 @@ class Store:
     def _write_image(self, name: str, data: bytes) -> str:
         # Before the first image: is this folder the one the database's other machines use?
         self.ensure_data_folder()
+        # A store opened with create off has not created images/ (the key commands write files).
+        self.image_dir.mkdir(exist_ok=True, mode=0o700)
         path = self.image_dir / name
         tmp = path.with_suffix(path.suffix + ".tmp")
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:

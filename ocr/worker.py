@@ -41,11 +41,11 @@ import typer
 from sqlalchemy.engine import make_url
 
 from ocr.confidence import field_history
-from ocr.errors import ExitCode, StoreError
+from ocr.errors import CardCaptureError, ExitCode, StoreError
 from ocr.ingest import IngestFailure, Page
 from ocr.logmask import install as install_log_masking
 from ocr.queue import MAX_ATTEMPTS, EnqueueReport, enqueue_paths, process_queued_scan, queued_scan_ids, requeue_failed
-from ocr.store import Store, normalize_db_url
+from ocr.store import Store, default_data_dir, normalize_db_url
 
 __all__ = [
     "DEFAULT_STALL_TIMEOUT_S",
@@ -376,6 +376,48 @@ def _child_main(kwargs: dict) -> None:
         raise SystemExit(RECYCLE_EXIT_CODE)
 
 
+def _missing_folders(folder: Path) -> list[Path]:
+    """Return ``folder`` and each of its parents that does not exist, innermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _check_data_folder(db_url: str, data_dir: str | None) -> None:
+    """Raise :class:`StoreError` unless the data folder is the database's, leaving no folder behind when it is not.
+
+    Opening a :class:`Store` creates the data folder and its ``images/`` before the check can
+    run, so a rejected folder would stay as an empty ``./ocr-data`` or an empty local folder
+    where the share should be mounted. When the check or the opening fails, the folders that
+    did not exist before are removed again, innermost first, and only while they are empty.
+    """
+    folder = (Path(data_dir) if data_dir else default_data_dir()).absolute()
+    created = _missing_folders(folder / "images")
+    store = None
+    try:
+        store = Store(url=db_url, data_dir=folder)
+        store.ensure_data_folder()
+    except CardCaptureError:
+        _remove_empty_folders(created)
+        raise
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _remove_empty_folders(folders: list[Path]) -> None:
+    """Remove ``folders`` in order, stopping at the first one that is not empty or cannot be removed."""
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError as exc:
+            # Another process wrote into it meanwhile, so it and its parents stay.
+            log.warning("data folder not removed path=%s error=%s", path, exc.strerror or exc)
+            return
+
+
 def run_workers(
     db_url: str,
     data_dir: str | None,
@@ -399,11 +441,7 @@ def run_workers(
     threads = ThreadShare.for_workers(processes).threads
     # A worker without the shared data folder cannot read a scan: stop here, not once per scan in
     # restarted children.
-    store = Store(url=db_url, data_dir=Path(data_dir) if data_dir else None)
-    try:
-        store.ensure_data_folder()
-    finally:
-        store.close()
+    _check_data_folder(db_url, data_dir)
 
     # Create the queue tables once here, not in N processes at the same time.
     ensure_queue_schema(QueueSettings.from_db_url(db_url))

@@ -273,6 +273,54 @@ def test_usage_error_is_short_chinese(tmp_path):
         assert_no_traceback(result)
 
 
+# Arguments, the Chinese description, the --help hint, and the start of click's English detail.
+USAGE_ERRORS = [
+    (["status", "--foo"], "没有选项 --foo", "python -m ocr status --help", "No such option: --foo"),
+    (["status", "--batc"], "可能是 --batch", "python -m ocr status --help", "No such option: --batc"),
+    (["ingest"], "缺少参数 'paths'", "python -m ocr ingest --help", "Missing argument 'paths'"),
+    (["export", "--format", "csv"], "缺少选项 '--batch'", "python -m ocr export --help", "Missing option '--batch'"),
+    (["ingest", "x.jpg", "--dpi", "abc"], "选项 '--dpi' 的值无效", "python -m ocr ingest --help", "Invalid value for '--dpi'"),
+    (["export", "--batch"], "选项 --batch 后缺少值", "python -m ocr --help", "Option '--batch' requires an argument"),
+    (["bogus"], "没有命令 'bogus'", "python -m ocr --help", "No such command 'bogus'"),
+    (["key", "bogus"], "没有命令 'bogus'", "python -m ocr key --help", "No such command 'bogus'"),
+    (["status", "extra"], "多余的参数 extra", "python -m ocr status --help", "Got unexpected extra argument(s) (extra)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "described", "help_hint", "detail"), USAGE_ERRORS, ids=[" ".join(case[0]) for case in USAGE_ERRORS]
+)
+def test_usage_error_chinese_first(tmp_path, args, described, help_hint, detail):
+    result = run_cli(args, tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    assert_no_traceback(result)
+    first_line, _, rest = result.stderr.partition("\n")
+    assert first_line.startswith("命令用法有误："), result.stderr
+    assert described in first_line
+    assert f"运行 {help_hint} 查看用法" in first_line
+    # The English detail follows on its own line, never inside the Chinese sentence.
+    assert detail not in first_line
+    assert rest.startswith(f"usage error: {detail}"), result.stderr
+    assert not (tmp_path / "ocr-data").exists()
+
+
+def test_usage_error_english(tmp_path):
+    result = run_cli(["status", "--foo", "--lang", "en"], tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "usage error: No such option: --foo; run python -m ocr status --help"
+
+
+def test_help_still_works(tmp_path):
+    for args in (["--help"], ["ingest", "--help"], ["key", "rotate", "--help"]):
+        result = run_cli(args, tmp_path)
+
+        assert result.returncode == 0, result.stderr
+        assert "Usage: python -m ocr" in result.stdout
+        assert result.stderr == ""
+
+
 def test_lang_after_command(tmp_path):
     Store(data_dir=tmp_path / "ocr-data").close()
     result = run_cli(["status", "--lang", "en"], tmp_path)

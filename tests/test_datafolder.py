@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -219,6 +220,61 @@ def test_damaged_marker_named(store_url: str, tmp_path: Path):
     assert "内容无效" in raised.value.message_zh
 
 
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe not UTF-8"], ids=["json", "encoding"])
+def test_marker_not_json_named_in_chinese(store_url: str, tmp_path: Path, content: bytes):
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+    _add_scan(store, "a")
+    marker = tmp_path / "data" / MARKER_NAME
+    marker.write_bytes(content)
+    reopened = Store(url=store_url, data_dir=tmp_path / "data")
+
+    with pytest.raises(StoreError) as raised:
+        _add_scan(reopened, "b")
+
+    message_zh = raised.value.message_zh
+    assert str(marker) in message_zh
+    assert "不是有效的 JSON" in message_zh
+    assert "从备份中恢复" in message_zh
+    # The parser's English text stays out of the Chinese message; the English one keeps it.
+    assert not re.search(r"[A-Za-z]{3,}", message_zh.replace(str(marker), "").replace("JSON", "").replace("ingest", ""))
+    assert "invalid JSON" in raised.value.message_en
+    assert len(raised.value.message_en) > len("invalid JSON") + len(str(marker)) + 40
+
+
+def test_damaged_marker_deleted_sqlite(tmp_path: Path):
+    store = Store(data_dir=tmp_path / "data")
+    _add_scan(store, "a")
+    marker = tmp_path / "data" / MARKER_NAME
+    marker.write_text("{not json", encoding="utf-8")
+    reopened = Store(data_dir=tmp_path / "data")
+
+    with pytest.raises(StoreError) as raised:
+        _add_scan(reopened, "b")
+
+    # The database lies inside the folder, so deleting the marker is offered, and it works.
+    assert "删除此文件" in raised.value.message_zh
+    marker.unlink()
+    _add_scan(Store(data_dir=tmp_path / "data"), "b")
+    assert read_marker(tmp_path / "data") == _identity(reopened)
+
+
+def test_unreadable_marker_named_in_chinese(store_url: str, tmp_path: Path):
+    store = Store(url=store_url, data_dir=tmp_path / "data")
+    _add_scan(store, "a")
+    marker = tmp_path / "data" / MARKER_NAME
+    marker.unlink()
+    marker.mkdir()
+    reopened = Store(url=store_url, data_dir=tmp_path / "data")
+
+    with pytest.raises(StoreError) as raised:
+        _add_scan(reopened, "b")
+
+    assert str(marker) in raised.value.message_zh
+    assert "无法读取" in raised.value.message_zh
+    assert "Is a directory" not in raised.value.message_zh
+    assert "Is a directory" in raised.value.message_en
+
+
 def test_ingest_with_wrong_folder_exits(store_url: str, tmp_path: Path):
     shared = Store(url=store_url, data_dir=tmp_path / "data")
     _add_scan(shared, "a")
@@ -244,20 +300,25 @@ def _race(store_url: str, folders: list[Path]) -> list[BaseException | None]:
     outcomes: list[BaseException | None] = [None] * len(folders)
 
     def write(index: int) -> None:
-        store = Store(url=store_url, data_dir=folders[index])
+        store = None
         try:
-            start.wait()
+            store = Store(url=store_url, data_dir=folders[index])
+            # A thread that failed to open breaks the barrier for the others instead of leaving them waiting.
+            start.wait(timeout=60)
             _add_scan(store, f"k{index}")
         except BaseException as exc:  # noqa: BLE001 - returned to the test
             outcomes[index] = exc
+            start.abort()
         finally:
-            store.close()
+            if store is not None:
+                store.close()
 
     threads = [threading.Thread(target=write, args=(index,)) for index in range(len(folders))]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=120)
+        assert not thread.is_alive(), "a store thread of the race is still running after 120 s"
     return outcomes
 
 

@@ -44,7 +44,7 @@ from ocr.crypto import (
 from ocr.errors import ExitCode
 from ocr.keys import TEMPORARY_SUFFIX, _exclusive_run
 from ocr.migrations import load_models
-from ocr.store import OutboxRow, Store
+from ocr.store import CardRow, OutboxRow, Store
 from ocr.transmit.config import load_config
 from ocr.transmit.runner import run_transmit
 from test_encryption import raw_database_text
@@ -500,6 +500,103 @@ def test_rotate_undecryptable_file_named(populated, monkeypatch):
     assert_reads_back(populated, monkeypatch, new_key)
 
 
+def remove_last_straight_image(populated: Populated) -> tuple[Path, bytes, int]:
+    """Delete the straight image of the newest card, as if it were lost. Return its path, its content and the card id."""
+    store = Store(url=populated.url, data_dir=populated.data_dir, create=False, check_key=False)
+    try:
+        with store.session() as session:
+            card_id, stored = session.execute(
+                select(CardRow.id, CardRow.straight_image_path).order_by(CardRow.id.desc()).limit(1)
+            ).one()
+        path = store.image_file(stored)
+    finally:
+        store.close()
+    content = path.read_bytes()
+    path.unlink()
+    return path, content, card_id
+
+
+def test_rotate_missing_file_not_finished(populated, monkeypatch):
+    new_key = generate_key()
+    keys = {KEY_ENV: populated.key, NEW_KEY_ENV: new_key}
+    lost, content, card_id = remove_last_straight_image(populated)
+
+    failed = rotate(populated, keys)
+
+    assert failed.returncode == ExitCode.STORE_FAILED, failed.stdout + failed.stderr
+    assert "1 个图像文件" in failed.stderr
+    assert f"卡片 {card_id}" in failed.stderr
+    assert "原密钥" in failed.stderr
+    assert "--skip-missing" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    for secret in (populated.key, new_key, *PERSONAL_VALUES):
+        assert secret not in failed.stdout + failed.stderr
+    # Everything present moved to the new key, but the rotation stays open for the lost file.
+    assert count_under_key(populated, populated.key) == (0, 0)
+    assert_rotation_blocks_open(populated, monkeypatch, [populated.key, new_key])
+
+    # The file comes back from a backup made with the old key: the same command finishes.
+    lost.write_bytes(content)
+    finished = rotate(populated, keys)
+
+    assert finished.returncode == 0, finished.stderr
+    assert "密钥已更换" in finished.stdout
+    assert_only_key_opens(populated, new_key, [populated.key])
+    assert_reads_back(populated, monkeypatch, new_key)
+
+
+def test_rotate_skip_missing_finishes(populated, monkeypatch):
+    new_key = generate_key()
+    keys = {KEY_ENV: populated.key, NEW_KEY_ENV: new_key}
+    lost, content, card_id = remove_last_straight_image(populated)
+
+    skipped = run_cli(
+        ["key", "rotate", "--skip-missing", "--config", str(populated.config), *populated.store_args()], keys
+    )
+
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    assert "密钥已更换" in skipped.stdout
+    assert f"卡片 {card_id}" in skipped.stderr
+    assert "原密钥" in skipped.stderr
+    monkeypatch.setenv(KEY_ENV, new_key)
+    Store(url=populated.url, data_dir=populated.data_dir, create=False).close()
+
+    # The lost file turns up later, still under the old key: a run with both keys converts it.
+    lost.write_bytes(content)
+    converted = rotate(populated, keys)
+
+    assert converted.returncode == 0, converted.stderr
+    assert "更换已完成" in converted.stdout
+    assert_only_key_opens(populated, new_key, [populated.key])
+    assert_reads_back(populated, monkeypatch, new_key)
+
+
+def test_rotate_unreadable_and_missing_named(populated, monkeypatch):
+    new_key = generate_key()
+    keys = {KEY_ENV: populated.key, NEW_KEY_ENV: new_key}
+    lost, _content, card_id = remove_last_straight_image(populated)
+    victim = sorted((populated.data_dir / "images").glob("*_straight.png"))[0]
+    backup = victim.read_bytes()
+    victim.write_bytes(StoreKey(generate_key(), KEY_ENV).seal_file(b"another key"))
+
+    failed = rotate(populated, keys)
+
+    assert failed.returncode == ExitCode.STORE_FAILED, failed.stderr
+    assert str(victim) in failed.stderr
+    assert "原密钥和新密钥都" in failed.stderr
+    assert "1 个图像文件" in failed.stderr
+    assert f"卡片 {card_id}" in failed.stderr
+    assert "--skip-missing" in failed.stderr
+    assert_rotation_blocks_open(populated, monkeypatch, [populated.key, new_key])
+
+    # With the damaged file restored, --skip-missing finishes without the lost one.
+    victim.write_bytes(backup)
+    skipped = run_cli(["key", "rotate", "--skip-missing", "--config", str(populated.config), *populated.store_args()], keys)
+
+    assert skipped.returncode == 0, skipped.stderr
+    assert lost.name in skipped.stderr
+
+
 def test_rotate_rejects_second_rotation_target(populated, monkeypatch):
     new_key = generate_key()
     killed = rotate_killed(populated, {KEY_ENV: populated.key, NEW_KEY_ENV: new_key}, "file", 2)
@@ -693,6 +790,31 @@ def test_encrypt_existing_killed_then_resumed(plain_populated, monkeypatch):
     assert_reads_back(plain_populated, monkeypatch, key)
     resumed = run_cli(command, {KEY_ENV: key})
     assert resumed.returncode == 0, resumed.stderr
+    assert_only_key_opens(plain_populated, key, [])
+    assert_no_plain_personal_value(plain_populated)
+    assert_reads_back(plain_populated, monkeypatch, key)
+
+
+def test_encrypt_existing_missing_file(plain_populated, monkeypatch):
+    key = generate_key()
+    command = ["key", "encrypt-existing", "--config", str(plain_populated.config), *plain_populated.store_args()]
+    lost, content, card_id = remove_last_straight_image(plain_populated)
+
+    failed = run_cli(command, {KEY_ENV: key})
+
+    assert failed.returncode == ExitCode.STORE_FAILED, failed.stdout + failed.stderr
+    assert "1 个图像文件" in failed.stderr
+    assert f"卡片 {card_id}" in failed.stderr
+    assert "--skip-missing" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    # The store stays usable with the key while the file is missing.
+    monkeypatch.setenv(KEY_ENV, key)
+    Store(url=plain_populated.url, data_dir=plain_populated.data_dir, create=False).close()
+
+    lost.write_bytes(content)
+    finished = run_cli(command, {KEY_ENV: key})
+
+    assert finished.returncode == 0, finished.stderr
     assert_only_key_opens(plain_populated, key, [])
     assert_no_plain_personal_value(plain_populated)
     assert_reads_back(plain_populated, monkeypatch, key)

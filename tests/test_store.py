@@ -162,3 +162,14 @@ def test_relative_data_dir_stores_absolute_paths(tmp_path, monkeypatch):
 
     assert card.original_image.startswith(str(tmp_path))
     assert card.straight_image.startswith(str(tmp_path))
+
+
+def test_open_without_create_makes_no_folder(tmp_path):
+    Store(data_dir=tmp_path / "data").close()
+    database = f"sqlite:///{tmp_path / 'data' / 'cards.db'}"
+    elsewhere = tmp_path / "not-mounted" / "share"
+
+    reader = Store(url=database, data_dir=elsewhere, create=False)
+    reader.close()
+
+    assert not (tmp_path / "not-mounted").exists()

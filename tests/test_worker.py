@@ -293,6 +293,33 @@ def test_worker_without_shared_folder_stops(pg_url: str, stack: Path, tmp_path: 
     assert [(state, attempts) for _, state, attempts in queue_rows(store)] == [("queued", 0), ("queued", 0)]
 
 
+@needs_postgres
+def test_rejected_worker_creates_no_folder(pg_url: str, stack: Path, tmp_path: Path):
+    shared = tmp_path / "data"
+    assert run_cli(["ingest", str(stack), "--queue", "--db", pg_url, "--data-dir", str(shared)], tmp_path).returncode == 0
+    existing = tmp_path / "empty"
+    existing.mkdir()
+    env = {name: value for name, value in os.environ.items() if name not in ("HUKA_DATA_DIR", "HUKA_DB_URL")}
+    env.update(PYTHONPATH=str(PROJECT_ROOT), HUKA_LANG="zh", HUKA_OCR_THREADS="1")
+    worker = ["worker", "--once", "--processes", "1", "--db", pg_url]
+
+    for folder_args in ([], ["--data-dir", str(tmp_path / "not" / "mounted")], ["--data-dir", str(existing)]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ocr", *worker, *folder_args],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
+        )
+
+        assert done.returncode == 6, done.stderr
+        assert "不是此数据库的数据目录" in done.stderr
+
+    # Neither the default ./ocr-data nor a path with missing parents is left behind, and a folder that
+    # existed before is kept as it was.
+    assert not (tmp_path / "ocr-data").exists()
+    assert not (tmp_path / "not").exists()
+    assert existing.is_dir()
+    assert list(existing.iterdir()) == []
+
+
 def _children(pid: int) -> list[int]:
     """Return the ids of the processes whose parent is ``pid``, from /proc."""
     found = []
