@@ -30,10 +30,12 @@ __all__ = [
     "LayoutMatch",
     "TEMPLATE_HEIGHT",
     "anchor_points",
+    "anchors",
     "clean_text",
     "fit_templates",
     "match_layout",
     "read_labelled_values",
+    "title_found",
     "zone_rect",
 ]
 
@@ -60,13 +62,16 @@ class LayoutMatch:
     template: Template | None
     # 2 x 3 affine matrix from template pixels to image pixels (None when unknown).
     transform: np.ndarray | None
-    # Share of the template's anchors found and fitting, in [0, 1]: the classification confidence.
+    # Share of the template's anchors and title found, in [0, 1]: the classification confidence.
+    # A label counts when its text fits, or, on the layout stage's short path, when a detected
+    # line lies at its place (see ocr.locate).
     score: float
     # Median distance of fitted anchors from where the transform puts them, as a share of card height.
     residual: float
     # Rotation of the fitted transform in degrees, in image coordinates (y down), so positive is
     # clockwise on screen. Near 180 or -180 means the page is upside down.
     rotation_deg: float
+    # Labels that fit by their text.
     anchors_found: int
     anchors_total: int
     reasons: list[str] = field(default_factory=list)
@@ -96,7 +101,7 @@ def label_similarity(label: str, line: str) -> float:
     return best
 
 
-def _anchors(template: Template) -> list[tuple[str, Box]]:
+def anchors(template: Template) -> list[tuple[str, Box]]:
     """Return (label text, label box) pairs: the printed features used for alignment."""
     anchors = []
     for spec in template.fields:
@@ -115,7 +120,7 @@ def _match_anchors(
     """Pair the centres of the template's label boxes with the centres of OCR lines that carry the label."""
     width, height = _template_size(template)
     candidates = []
-    for anchor_index, (label, box) in enumerate(_anchors(template)):
+    for anchor_index, (label, box) in enumerate(anchors(template)):
         for line_index, line in enumerate(lines):
             similarity = label_similarity(label, line.text)
             if similarity >= MIN_LABEL_SIMILARITY:
@@ -165,14 +170,14 @@ def _label_centre(line: TextLine, label: str) -> tuple[float, float]:
     return float(point[0]), float(point[1])
 
 
-def _title_found(template: Template, lines: list[TextLine]) -> bool:
+def title_found(template: Template, lines: list[TextLine]) -> bool:
     return any(label_similarity(template.title_text[0], line.text) >= MIN_LABEL_SIMILARITY for line in lines)
 
 
 def _fit(template: Template, lines: list[TextLine]) -> LayoutMatch:
-    anchors_total = len(_anchors(template))
+    anchors_total = len(anchors(template))
     template_points, image_points = _match_anchors(template, lines)
-    title = _title_found(template, lines)
+    title = title_found(template, lines)
     no_fit = LayoutMatch(
         card_type=template.card_type,
         template=template,
@@ -268,7 +273,7 @@ def anchor_points(match: LayoutMatch) -> np.ndarray:
     """Return where a fitted match expects each label's text line: N x 2 image pixels (x, y), one row per anchor."""
     assert match.template is not None and match.transform is not None
     width, height = _template_size(match.template)
-    centres = np.array([(box.center[0] * width, box.center[1] * height) for _label, box in _anchors(match.template)])
+    centres = np.array([(box.center[0] * width, box.center[1] * height) for _label, box in anchors(match.template)])
     if centres.size == 0:
         return np.zeros((0, 2))
     return centres @ match.transform[:, :2].T + match.transform[:, 2]
