@@ -27,6 +27,7 @@ commands compare without writing anything.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -84,6 +85,8 @@ def _read_error_zh(exc: OSError) -> str:
         return "没有读取权限"
     if isinstance(exc, IsADirectoryError):
         return "它是一个目录，不是文件"
+    if exc.errno == errno.EINVAL:
+        return "它不是普通文件"
     return f"系统错误号 {exc.errno}" if exc.errno is not None else "系统错误"
 
 
@@ -98,7 +101,11 @@ def read_marker(data_dir: Path, *, database_inside: bool = False) -> str | None:
     path = data_dir / MARKER_NAME
     fix_zh, fix_en = _marker_fix(database_inside)
     try:
-        text = path.read_text(encoding="utf-8")
+        # Opening a FIFO or a device to read would block or never end: only a regular file is read.
+        if path.exists() and not path.is_file() and not path.is_dir():
+            raise OSError(errno.EINVAL, "not a regular file")
+        # utf-8-sig: a marker saved again by a Windows editor starts with a byte order mark.
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -252,10 +259,13 @@ def check_data_folder(store: Store, *, create: bool = True) -> None:
         log.info("store identity checked recorded=%s marker_created=%s", identity == marker, created)
 
     if marker is None:
-        if create and database_inside:
+        if database_inside:
             # The database file lies in this folder, so the folder is the store's: the marker was lost.
-            _create_marker(data_dir, identity)
-            log.warning("data folder marker written again for a database inside the folder")
+            # Opened with create off (check, the key commands), the folder passes and the next ingest
+            # writes the marker.
+            if create:
+                _create_marker(data_dir, identity)
+            log.warning("data folder marker missing beside its database written_again=%s", create)
             return
         raise _not_the_store_folder(data_dir)
     if marker != identity:

@@ -86,7 +86,9 @@ def balance_paper(image: np.ndarray) -> np.ndarray:
     # generated cards they moved the balanced values by at most 1e-4.
     sample = balanced[::_LEVEL_SAMPLE_STEP, ::_LEVEL_SAMPLE_STEP]
     luma = sample.mean(axis=2)
-    paper = luma > np.percentile(luma, 40)
+    # At least, not above: on a clean or background-removed scan most pixels have the same level,
+    # and "above the 40th percentile" would then select none of them.
+    paper = luma >= np.percentile(luma, 40)
     levels = np.array([np.median(sample[:, :, c][paper]) for c in range(3)], dtype=np.float32)
     balanced /= np.maximum(levels, 0.2)
     return np.clip(balanced, 0.0, 1.2)

@@ -458,17 +458,14 @@ class Store:
             self._data_folder_checked = True
 
     def image_file(self, stored: str) -> Path:
-        """Return the file that an image path stored in a row names.
+        """Return the file in the store's own ``images/`` that an image path stored in a row names.
 
-        The store's own ``images/`` comes first: a store moved to another folder, or a share
-        mounted at another path, keeps its files there under the stored name, and a file left at
-        the old path may be a copy. The stored path is used when the file is not there.
+        Only that folder counts: a store moved to another folder, or a share mounted at another
+        path, keeps its files there under the stored name. The stored absolute path may point into
+        the folder of another store, such as the one this store was copied from, whose files the
+        check, the key commands and retention must not read or rewrite.
         """
-        path = Path(stored)
-        local = self.image_dir / path.name
-        if local.exists() or not path.exists():
-            return local
-        return path
+        return self.image_dir / Path(stored).name
 
     def _write_image(self, name: str, data: bytes) -> str:
         # Before the first image: is this folder the one the database's other machines use?

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -113,3 +114,21 @@ def test_damaged_sqlite_file_reported(tmp_path: Path):
     assert result.returncode == ExitCode.STORE_FAILED
     assert "数据库文件已损坏" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_copied_store_checks_own_folder(tmp_path: Path):
+    # A copy of an SQLite store whose rows still name the original folder's files.
+    original = Store(data_dir=tmp_path / "original")
+    Cards(original, sample_png()).add(foreign_values("0012345", "2025-12-15"))
+    original.close()
+    shutil.copytree(tmp_path / "original", tmp_path / "copy")
+    copied_files = sorted((tmp_path / "copy" / "images").iterdir())
+    copied_files[0].unlink()
+
+    copy = Store(data_dir=tmp_path / "copy")
+    report = check_store(copy)
+    copy.close()
+
+    assert report.problems, "the image missing from the copy's own folder must be reported"
+    assert "1 个图像文件缺失或为空" in report.problems[0][0]
+    assert (tmp_path / "original" / "images" / copied_files[0].name).is_file()

@@ -347,3 +347,40 @@ def test_new_store_two_folders_race(store_url: str, tmp_path: Path):
     store = Store(url=store_url, data_dir=folders[1 - loser])
     assert read_marker(folders[1 - loser]) == _identity(store)
     assert _scan_count(store) == 1
+
+
+def test_sqlite_lost_marker_passes_check(tmp_path: Path):
+    from ocr.check import check_store
+    from ocr.datafolder import check_data_folder
+
+    store = Store(data_dir=tmp_path / "data")
+    _add_scan(store, "a")
+    store.close()
+    (tmp_path / "data" / MARKER_NAME).unlink()
+    reader = Store(data_dir=tmp_path / "data", create=False)
+
+    check_data_folder(reader, create=False)
+    report = check_store(reader)
+
+    assert not any("数据目录" in message_zh for message_zh, _message_en in report.problems)
+    # Opened with create off, nothing is written: the next ingest writes the marker again.
+    assert not (tmp_path / "data" / MARKER_NAME).exists()
+
+
+def test_marker_fifo_rejected(tmp_path: Path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    os.mkfifo(folder / MARKER_NAME)
+
+    with pytest.raises(StoreError) as raised:
+        read_marker(folder)
+
+    assert "不是普通文件" in raised.value.message_zh
+
+
+def test_marker_with_bom_read(tmp_path: Path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / MARKER_NAME).write_bytes(b"\xef\xbb\xbf" + json.dumps({"store": "abc123"}).encode())
+
+    assert read_marker(folder) == "abc123"

@@ -203,3 +203,17 @@ def test_stamp_removed_ink_under_it_kept(cards, paper, multiply):
 def test_rejects_gray_image():
     with pytest.raises(ValueError, match="H x W x 3 uint8"):
         paper_normalize(np.full((20, 30), 255, dtype=np.uint8))
+
+
+def test_balance_paper_mostly_pure_white():
+    from sample_cards import SAMPLES_DIR
+
+    # A scanner's background removal: every pixel lighter than 190 becomes pure white.
+    image = cv2.imread(str(SAMPLES_DIR / "card_03_domestic_printed.jpg"))
+    image[image > 190] = 255
+
+    balanced = balance_paper(image)
+
+    assert not np.isnan(balanced).any()
+    assert balanced[10, 10].min() > 0.95
+    assert balanced[:, :, 0].min() < 0.3
