@@ -35,7 +35,6 @@ __all__ = [
     "fit_templates",
     "match_layout",
     "read_labelled_values",
-    "title_found",
     "zone_rect",
 ]
 
@@ -62,9 +61,7 @@ class LayoutMatch:
     template: Template | None
     # 2 x 3 affine matrix from template pixels to image pixels (None when unknown).
     transform: np.ndarray | None
-    # Share of the template's anchors and title found, in [0, 1]: the classification confidence.
-    # A label counts when its text fits, or, on the layout stage's short path, when a detected
-    # line lies at its place (see ocr.locate).
+    # Share of the template's anchors found and fitting, in [0, 1]: the classification confidence.
     score: float
     # Median distance of fitted anchors from where the transform puts them, as a share of card height.
     residual: float
@@ -170,14 +167,14 @@ def _label_centre(line: TextLine, label: str) -> tuple[float, float]:
     return float(point[0]), float(point[1])
 
 
-def title_found(template: Template, lines: list[TextLine]) -> bool:
+def _title_found(template: Template, lines: list[TextLine]) -> bool:
     return any(label_similarity(template.title_text[0], line.text) >= MIN_LABEL_SIMILARITY for line in lines)
 
 
 def _fit(template: Template, lines: list[TextLine]) -> LayoutMatch:
     anchors_total = len(anchors(template))
     template_points, image_points = _match_anchors(template, lines)
-    title = title_found(template, lines)
+    title = _title_found(template, lines)
     no_fit = LayoutMatch(
         card_type=template.card_type,
         template=template,

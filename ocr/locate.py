@@ -6,11 +6,11 @@ page OCR, then runs on few of them:
 1. the first line of every third row, then of the rows in between, a third
    at a time, until a template fits: on a printed form the first line of a
    row is mostly a label;
-2. once a template fits those, its title and a few more of its labels. The fit
-   shows which way up the page is, so these lines skip the direction
-   classifier. The fit is taken when the title is read, enough labels fit by
-   their text and most other labels have a detected line at their place;
-3. otherwise, the lines where each fitting template expects its other labels.
+2. once a template fits those, the lines where each fitting template expects
+   its other labels and its title. The fit shows which way up the page is, so
+   these lines skip the direction classifier. Every label is read, although a
+   detected line at its place would confirm the fit: only its text shows a
+   form whose fields sit in another order (:func:`misplaced_labels`).
 
 The value lines are left to the zone OCR of :mod:`ocr.recognize`, which reads
 them from cleaned crops anyway. A page that no template fits this way is read
@@ -24,7 +24,7 @@ each line is recognised from the full-size image.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -32,15 +32,14 @@ import numpy as np
 from models.card_type import UNKNOWN_CARD_TYPE
 from ocr.engines import OcrEngine, TextLine
 from ocr.layout import (
-    MIN_ANCHORS,
     MIN_LABEL_SIMILARITY,
     LayoutMatch,
     anchor_points,
     anchors,
+    clean_text,
     fit_templates,
     label_similarity,
     match_layout,
-    title_found,
     zone_rect,
 )
 from ocr.prepare import apply_quarter_turn
@@ -52,6 +51,7 @@ __all__ = [
     "Located",
     "PageLines",
     "locate",
+    "misplaced_labels",
     "read_page_scaled",
     "row_starts",
 ]
@@ -77,13 +77,9 @@ MIN_STAGED_SCORE = 0.6
 # The first round reads the first line of every this many rows. On the bundled forms a Chinese
 # label row and its English row alternate, so this still finds four or more labels.
 FIRST_ROW_STEP = 3
-# Before a fit from the first rows is taken without reading all its labels, unread labels are read
-# to check it. They bring the labels that fit by their text up to MIN_READ_ANCHORS, and they are at
-# least MIN_CHECKED_LABELS. On 48 generated cards (seed 3000, every capture condition) this took 8%
-# less CPU per card than reading every expected label, with 737 against 738 of 744 fields right and
-# 690 against 691 accepted without review, none of them wrong.
-MIN_READ_ANCHORS = 6
-MIN_CHECKED_LABELS = 2
+# A line carries a label, for finding labels at another label's place, when the label makes up at
+# least this share of its characters.
+MISPLACED_MIN_FILL = 0.6
 
 
 @dataclass
@@ -128,6 +124,9 @@ class Located:
     boxes: list[np.ndarray]
     # Lines recognised on the page, for the log.
     recognised: int
+    # (label read, label whose place it lies at) for each printed label read at another label's
+    # place of the fitted template (see :func:`misplaced_labels`).
+    misplaced: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def detected(self) -> int:
@@ -237,64 +236,6 @@ def _expected_lines(page: PageLines, fit: LayoutMatch) -> list[int]:
     return list(_anchor_lines(page, fit).values()) + _title_lines(page, fit)
 
 
-def _far_labels(page: PageLines, fit: LayoutMatch, count: int) -> list[int]:
-    """Return up to ``count`` unread lines where ``fit`` expects labels, each the farthest from those read and chosen.
-
-    The first rows' labels mostly lie in the left column. A fit from them alone can turn by most of
-    a degree about it, so the checks are taken where the page is least covered.
-    """
-    unread = {anchor: line for anchor, line in _anchor_lines(page, fit).items() if line not in page.read}
-    centres = page.centres()
-    covered = [centres[index] for index in page.read]
-    chosen: list[int] = []
-    while unread and len(chosen) < count:
-        if covered:
-            seen = np.array(covered)
-            anchor = max(unread, key=lambda a: float(np.min(np.linalg.norm(seen - centres[unread[a]], axis=1))))
-        else:
-            anchor = next(iter(unread))
-        line = unread.pop(anchor)
-        chosen.append(line)
-        covered.append(centres[line])
-    return chosen
-
-
-def _placed_match(engine: OcrEngine, page: PageLines, fits: list[LayoutMatch], registry: Registry) -> LayoutMatch | None:
-    """Confirm a fit from the first rows by reading its title and a few labels; return the match, or None.
-
-    None means that the caller reads every label the fits expect.
-
-    A label counts as found when a detected line lies where the fit puts it and that line, if
-    read already, carries the label. The match is returned when its title is read, at least
-    :data:`MIN_ANCHORS` labels fit by their text and :data:`MIN_STAGED_SCORE` of labels and title
-    are found. Its ``score`` then counts the labels found by place.
-    """
-    for fit in fits:
-        # A few unread labels, far from the lines read, check the fit by their text and pin its rotation.
-        checks = max(MIN_CHECKED_LABELS, MIN_READ_ANCHORS - fit.anchors_found)
-        _read(engine, page, _title_lines(page, fit) + _far_labels(page, fit, checks), upright=True)
-
-    best: LayoutMatch | None = None
-    for fit in fit_templates(page.lines(), registry):
-        if fit.transform is None or fit.anchors_found < MIN_ANCHORS or fit.template is None:
-            continue
-        if not title_found(fit.template, page.lines()):
-            continue
-        labels = [label for label, _box in anchors(fit.template)]
-        placed = 0
-        for anchor, line in _anchor_lines(page, fit).items():
-            read = page.read.get(line)
-            if read is None or label_similarity(labels[anchor], read.text) >= MIN_LABEL_SIMILARITY:
-                placed += 1
-        score = (max(placed, fit.anchors_found) + 1) / (fit.anchors_total + 1)
-        candidate = replace(fit, score=score)
-        if best is None or (score, fit.anchors_found, -fit.residual) > (best.score, best.anchors_found, -best.residual):
-            best = candidate
-    if best is None or best.score < MIN_STAGED_SCORE:
-        return None
-    return best
-
-
 def _rotate_box_180(points: np.ndarray, width: int, height: int) -> np.ndarray:
     turned = np.stack([width - 1 - points[:, 0], height - 1 - points[:, 1]], axis=1)
     # Keep the first corner the text's top-left: after the turn it is the old bottom-right.
@@ -360,9 +301,6 @@ def locate(image: np.ndarray, candidates: list[int], engine: OcrEngine, registry
                 for fit in fit_templates(page.lines(), registry)
                 if fit.transform is not None and fit.anchors_found >= MIN_FIRST_ANCHORS
             ]
-            placed = _placed_match(engine, page, fits, registry)
-            if placed is not None:
-                return _located(page, placed, quarter)
             for fit in fits:
                 _read(engine, page, _expected_lines(page, fit), upright=True)
             match = match_layout(page.lines(), registry)
@@ -383,6 +321,41 @@ def locate(image: np.ndarray, candidates: list[int], engine: OcrEngine, registry
     return _located(*best)
 
 
+def misplaced_labels(lines: list[TextLine], match: LayoutMatch) -> list[tuple[str, str]]:
+    """Return (label read, label expected there) for each line that carries one label at another's place.
+
+    A line counts when it matches a template label, lies near none of the places the fit puts that
+    label's matches, and lies at the place of a label it does not match. That is the mark of a form
+    whose fields sit in another order than the template's, whose values would be read into the wrong
+    fields. Label text elsewhere (footnotes, values) is left alone.
+    """
+    if match.template is None or match.transform is None:
+        return []
+    labels = [label for label, _box in anchors(match.template)]
+    points = anchor_points(match)
+    if not labels:
+        return []
+    card_height = 1000.0 * float(np.hypot(match.transform[0, 0], match.transform[1, 0]))
+    radius = ANCHOR_SEARCH_RADIUS * card_height
+
+    found: list[tuple[str, str]] = []
+    for line in lines:
+        low, high = line.points.min(axis=0), line.points.max(axis=0)
+        distances = np.linalg.norm(np.maximum(0.0, np.maximum(low - points, points - high)), axis=1)
+        near = distances <= radius
+        matching = [label_similarity(label, line.text) >= MIN_LABEL_SIMILARITY for label in labels]
+        # The line must be the label itself, not a longer text that contains it ("Room No." holds "No.").
+        text = clean_text(line.text)
+        carried = [m and len(clean_text(label)) >= MISPLACED_MIN_FILL * len(text) for m, label in zip(matching, labels)]
+        if not any(carried) or any(m and n for m, n in zip(matching, near)):
+            continue
+        places = [index for index in np.flatnonzero(near) if not matching[index]]
+        if places:
+            read = labels[carried.index(True)]
+            found.append((read, labels[int(min(places, key=lambda index: distances[index]))]))
+    return found
+
+
 def _located(page: PageLines, match: LayoutMatch, quarter: int) -> Located:
     log.debug(
         "page located card_type=%s quarter=%d lines=%d recognised=%d",
@@ -391,4 +364,5 @@ def _located(page: PageLines, match: LayoutMatch, quarter: int) -> Located:
         len(page.boxes),
         len(page.read),
     )
-    return Located(page.image, page.lines(), match, quarter, page.boxes, len(page.read))
+    lines = page.lines()
+    return Located(page.image, lines, match, quarter, page.boxes, len(page.read), misplaced_labels(lines, match))

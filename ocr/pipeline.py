@@ -206,6 +206,12 @@ def process_page(
 
     card_reasons = [message_zh for _code, message_zh, _en in quality]
     card_reasons += match.reasons
+    if located.misplaced:
+        pairs = "、".join(f"“{read}”在“{expected}”的位置" for read, expected in located.misplaced[:3])
+        card_reasons.append(
+            f"印刷标签与模板的位置不符（{pairs}）：此卡的字段顺序可能与模板不同，值可能读进了别的字段。"
+            "请核对整张卡片；这种版式需要自己的模板。"
+        )
     fields: dict[str, FieldResult] = {}
     decision: CardDecision | None = None
     text_lines = list(lines)
