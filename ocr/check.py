@@ -19,6 +19,7 @@ can be compared, and exits with a non-zero code when it finds a problem.
 from __future__ import annotations
 
 import logging
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional
@@ -148,11 +149,12 @@ def _check_images(store: Store, report: CheckReport) -> None:
         path = store.image_file(stored)
         referenced.add(path.name)
         try:
-            empty = path.stat().st_size == 0
+            status = path.stat()
         except OSError:
             missing.append((kind, row_id, path))
             continue
-        if empty:
+        # A folder or other non-file in the image's place counts as missing, as an empty file does.
+        if not stat.S_ISREG(status.st_mode) or status.st_size == 0:
             missing.append((kind, row_id, path))
     report.counts["image_files"] = len(named)
     if missing:

@@ -486,7 +486,7 @@ def review(
     db: DbOption = None,
     data_dir: DataDirOption = None,
     host: Annotated[str, typer.Option("--host", help="监听地址 / address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="端口 / port")] = 8501,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="端口，1–65535 / port, 1-65535")] = 8501,
     templates: TemplatesOption = None,
 ) -> None:
     """启动审核界面（Streamlit）。 / Start the review app."""
@@ -616,6 +616,19 @@ def bench(
         say(f"结果已追加到 {write_report(section, report)}", f"results appended to {report}")
 
 
+def _lang_value(value: str) -> str:
+    """Return "zh" or "en" for a --lang value such as zh, zh-CN, en or en_US; exit with a usage error otherwise."""
+    lowered = value.lower()
+    for lang in ("zh", "en"):
+        if lowered == lang or lowered.startswith((f"{lang}-", f"{lang}_")):
+            return lang
+    warn(
+        f"命令用法有误：选项 '--lang' 的值 '{value}' 无效，只能是 zh 或 en。运行 python -m ocr --help 查看用法。",
+        f"usage error: invalid value '{value}' for '--lang': use zh or en; run python -m ocr --help",
+    )
+    sys.exit(USAGE_EXIT_CODE)
+
+
 def _take_lang(argv: list[str]) -> list[str]:
     """Remove ``--lang X`` from anywhere in ``argv`` and apply it, so it also works after the command."""
     rest: list[str] = []
@@ -623,11 +636,11 @@ def _take_lang(argv: list[str]) -> list[str]:
     while index < len(argv):
         arg = argv[index]
         if arg == "--lang" and index + 1 < len(argv):
-            _state["lang"] = "en" if argv[index + 1].lower().startswith("en") else "zh"
+            _state["lang"] = _lang_value(argv[index + 1])
             index += 2
             continue
         if arg.startswith("--lang="):
-            _state["lang"] = "en" if arg.split("=", 1)[1].lower().startswith("en") else "zh"
+            _state["lang"] = _lang_value(arg.split("=", 1)[1])
         else:
             rest.append(arg)
         index += 1

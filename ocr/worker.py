@@ -570,6 +570,8 @@ def worker_command(
         )
         return
     count = processes or default_workers()
+    # A wrong data folder stops here, before the start is announced.
+    _check_data_folder(url, str(data_dir) if data_dir else None)
     say(
         f"识别 worker 启动：{count} 个进程，队列 schema {settings.schema}。按 Ctrl+C 停止（正在识别的卡片会先完成）。",
         f"OCR workers starting: {count} processes, queue schema {settings.schema}; Ctrl+C stops them "

@@ -132,3 +132,14 @@ def test_copied_store_checks_own_folder(tmp_path: Path):
     assert report.problems, "the image missing from the copy's own folder must be reported"
     assert "1 个图像文件缺失或为空" in report.problems[0][0]
     assert (tmp_path / "original" / "images" / copied_files[0].name).is_file()
+
+
+def test_folder_in_image_place_reported(cards: Cards, store_url: str, tmp_path: Path):
+    detail = cards.store.get_card(1)
+    image = Path(detail.straight_image)
+    image.unlink()
+    image.mkdir()
+
+    report = check_store(cards.store)
+
+    assert any("1 个图像文件缺失或为空" in message_zh for message_zh, _message_en in report.problems)

@@ -284,6 +284,7 @@ USAGE_ERRORS = [
     (["bogus"], "没有命令 'bogus'", "python -m ocr --help", "No such command 'bogus'"),
     (["key", "bogus"], "没有命令 'bogus'", "python -m ocr key --help", "No such command 'bogus'"),
     (["status", "extra"], "多余的参数 extra", "python -m ocr status --help", "Got unexpected extra argument(s) (extra)"),
+    (["review", "--port", "99999"], "选项 '--port' 的值无效", "python -m ocr review --help", "Invalid value for '--port'"),
 ]
 
 
@@ -388,3 +389,12 @@ def test_extract_empty_folder_warns(tmp_path):
     result = run_cli(["extract", "empty", "--out", "out"], tmp_path)
     assert result.returncode == ExitCode.BAD_INPUT
     assert "没有找到可读取的扫描文件" in result.stderr
+
+
+def test_unknown_lang_is_usage_error(tmp_path):
+    for args in (["--lang", "fr", "status"], ["status", "--lang=xx"]):
+        result = run_cli(args, tmp_path)
+
+        assert result.returncode == 2, result.stderr
+        assert "只能是 zh 或 en" in result.stderr
+        assert_no_traceback(result)

@@ -311,6 +311,8 @@ def test_rejected_worker_creates_no_folder(pg_url: str, stack: Path, tmp_path: P
 
         assert done.returncode == 6, done.stderr
         assert "不是此数据库的数据目录" in done.stderr
+        # The start is announced only after the data folder passed.
+        assert "worker 启动" not in done.stdout + done.stderr
 
     # Neither the default ./ocr-data nor a path with missing parents is left behind, and a folder that
     # existed before is kept as it was.
