@@ -250,10 +250,18 @@ def status(
 
     store = _store(db, data_dir, create=False)
     _say_queue(store, batch)
-    batches = [b for b in store.list_batches() if batch is None or b.name == batch]
-    if not batches:
+    every_batch = store.list_batches()
+    batches = [b for b in every_batch if batch is None or b.name == batch]
+    if not every_batch:
         say("没有批次。先运行 ingest 或 demo。", "no batches yet; run ingest or demo first")
         return
+    if not batches:
+        names = [b.name for b in every_batch[:10]]
+        warn(
+            f"没有名为 {batch} 的批次。现有批次：{'、'.join(names)}。请检查 --batch。",
+            f"no batch named {batch}; the batches are: {', '.join(names)}; check --batch",
+        )
+        raise typer.Exit(ExitCode.BAD_INPUT)
     labels = {
         CardStatus.NEEDS_REVIEW: ("待审核", "needs review"),
         CardStatus.AUTO_ACCEPTED: ("自动通过", "auto-accepted"),

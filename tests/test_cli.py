@@ -243,6 +243,14 @@ def test_status_counts_batch(ingest_runs):
     assert re.search(r"共\s*1\s*张", lines[0]), lines[0]
 
 
+def test_status_unknown_batch_named(ingest_runs):
+    result = run_cli(["status", "--batch", "nosuch", "--data-dir", str(ingest_runs.data_dir)], ingest_runs.data_dir.parent)
+
+    assert result.returncode == ExitCode.BAD_INPUT, result.stderr
+    assert "没有名为 nosuch 的批次" in result.stderr
+    assert INGEST_BATCH in result.stderr
+
+
 def test_status_english(ingest_runs):
     status = ingest_runs.status_english
 
