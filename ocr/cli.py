@@ -166,7 +166,10 @@ def ingest(
     """读取扫描件，识别并入库。 / Read scans into the store."""
     from ocr.pipeline import ingest_paths
     from ocr.pool import default_workers
+    from ocr.worker import verify_data_folder
 
+    # A data folder that is not the database's stops the run here, and no new folder is left behind.
+    verify_data_folder(db, str(data_dir) if data_dir else None)
     store = _store(db, data_dir)
     batch_name = batch or date.today().isoformat()
     if queue:

@@ -55,6 +55,7 @@ __all__ = [
     "ensure_queue_schema",
     "queue_paths",
     "run_workers",
+    "verify_data_folder",
     "worker_command",
 ]
 
@@ -385,7 +386,7 @@ def _missing_folders(folder: Path) -> list[Path]:
     return missing
 
 
-def _check_data_folder(db_url: str, data_dir: str | None) -> None:
+def verify_data_folder(db_url: str | None, data_dir: str | None) -> None:
     """Raise :class:`StoreError` unless the data folder is the database's, leaving no folder behind when it is not.
 
     Opening a :class:`Store` creates the data folder and its ``images/`` before the check can
@@ -441,7 +442,7 @@ def run_workers(
     threads = ThreadShare.for_workers(processes).threads
     # A worker without the shared data folder cannot read a scan: stop here, not once per scan in
     # restarted children.
-    _check_data_folder(db_url, data_dir)
+    verify_data_folder(db_url, data_dir)
 
     # Create the queue tables once here, not in N processes at the same time.
     ensure_queue_schema(QueueSettings.from_db_url(db_url))
@@ -571,7 +572,7 @@ def worker_command(
         return
     count = processes or default_workers()
     # A wrong data folder stops here, before the start is announced.
-    _check_data_folder(url, str(data_dir) if data_dir else None)
+    verify_data_folder(url, str(data_dir) if data_dir else None)
     say(
         f"识别 worker 启动：{count} 个进程，队列 schema {settings.schema}。按 Ctrl+C 停止（正在识别的卡片会先完成）。",
         f"OCR workers starting: {count} processes, queue schema {settings.schema}; Ctrl+C stops them "

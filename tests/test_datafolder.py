@@ -292,6 +292,8 @@ def test_ingest_with_wrong_folder_exits(store_url: str, tmp_path: Path):
     assert done.returncode == 6, done.stdout + done.stderr
     assert "不是此数据库的数据目录" in done.stderr
     assert _scan_count(Store(url=store_url, data_dir=tmp_path / "data")) == 1
+    # The rejected folder did not exist before, and it is not left behind.
+    assert not (tmp_path / "local").exists()
 
 
 def _race(store_url: str, folders: list[Path]) -> list[BaseException | None]:
