@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -531,7 +532,11 @@ def review(
         "minimal",
     ]
     say(f"审核界面：http://{host}:{port}  （Ctrl+C 退出）", f"review app: http://{host}:{port} (Ctrl+C to stop)")
-    raise typer.Exit(subprocess.call(command, env=env))
+    # The app serves personal data: when this command is stopped or killed, the server stops too.
+    from ocr.worker import stop_with_parent
+
+    stop_on_exit = functools.partial(stop_with_parent, os.getpid())
+    raise typer.Exit(subprocess.call(command, env=env, preexec_fn=stop_on_exit))
 
 
 @app.command()

@@ -55,6 +55,7 @@ __all__ = [
     "ensure_queue_schema",
     "queue_paths",
     "run_workers",
+    "stop_with_parent",
     "verify_data_folder",
     "worker_command",
 ]
@@ -350,11 +351,12 @@ def run_worker_process(
     return recycled
 
 
-def _stop_with_parent(parent_pid: int) -> None:
-    """Have Linux send this process SIGTERM when its parent dies, so no worker outlives a killed supervisor.
+def stop_with_parent(parent_pid: int) -> None:
+    """Have Linux send this process SIGTERM when its parent dies, so no worker or review app outlives its parent.
 
-    Uses prctl(PR_SET_PDEATHSIG); elsewhere, or if the call fails, a warning is logged and the
-    worker keeps running on its own.
+    Uses prctl(PR_SET_PDEATHSIG), which an exec keeps, so it also works as a subprocess
+    ``preexec_fn``. Elsewhere, or if the call fails, a warning is logged and the process keeps
+    running on its own.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -372,7 +374,7 @@ def _child_main(kwargs: dict) -> None:
     logging.basicConfig(level=kwargs.pop("log_level"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # A spawned process starts with the standard record factory, so it masks its own logs.
     install_log_masking()
-    _stop_with_parent(kwargs.pop("parent_pid"))
+    stop_with_parent(kwargs.pop("parent_pid"))
     if run_worker_process(**kwargs):
         raise SystemExit(RECYCLE_EXIT_CODE)
 

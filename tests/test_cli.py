@@ -12,8 +12,11 @@ import math
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -406,3 +409,50 @@ def test_unknown_lang_is_usage_error(tmp_path):
         assert result.returncode == 2, result.stderr
         assert "只能是 zh 或 en" in result.stderr
         assert_no_traceback(result)
+
+
+def _child_processes(pid: int) -> list[int]:
+    """Return the ids of the processes whose parent is ``pid``, from /proc."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue
+        if f"PPid:\t{pid}" in lines:
+            found.append(int(status.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is a Linux prctl")
+def test_review_app_stops_with_command(tmp_path):
+    Store(data_dir=tmp_path / "data").close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("HUKA_DATA_DIR", "HUKA_DB_URL", "HUKA_LANG")}
+    command = subprocess.Popen(
+        [sys.executable, "-m", "ocr", "review", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not children and time.monotonic() < deadline and command.poll() is None:
+            time.sleep(0.2)
+            children = _child_processes(command.pid)
+        assert children, "the review app did not start"
+
+        # SIGKILL leaves the command no chance to clean up: only the kernel's parent-death signal ends the app.
+        command.kill()
+        command.wait(timeout=10)
+
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{children[0]}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not Path(f"/proc/{children[0]}").exists(), "the review app outlived its stopped command"
+    finally:
+        command.kill()
+        for child in children:
+            if Path(f"/proc/{child}").exists():
+                os.kill(child, signal.SIGKILL)
