@@ -344,7 +344,7 @@ def misplaced_labels(lines: list[TextLine], match: LayoutMatch) -> list[tuple[st
         distances = np.linalg.norm(np.maximum(0.0, np.maximum(low - points, points - high)), axis=1)
         near = distances <= radius
         matching = [label_similarity(label, line.text) >= MIN_LABEL_SIMILARITY for label in labels]
-        # The line must be the label itself, not a longer text that contains it ("Room No." holds "No.").
+        # The line must be the label itself, not a longer text that contains it ("Room No." contains "No.").
         text = clean_text(line.text)
         carried = [m and len(clean_text(label)) >= MISPLACED_MIN_FILL * len(text) for m, label in zip(matching, labels)]
         if not any(carried) or any(m and n for m, n in zip(matching, near)):

@@ -28,6 +28,7 @@ from ocr.errors import ExitCode
 from ocr.registry import load_registry
 from ocr.store import Store
 from sample_cards import SAMPLES_DIR
+from test_worker import _children
 
 REGISTRY = load_registry()
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -411,19 +412,6 @@ def test_unknown_lang_is_usage_error(tmp_path):
         assert_no_traceback(result)
 
 
-def _child_processes(pid: int) -> list[int]:
-    """Return the ids of the processes whose parent is ``pid``, from /proc."""
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            lines = status.read_text().splitlines()
-        except OSError:
-            continue
-        if f"PPid:\t{pid}" in lines:
-            found.append(int(status.parent.name))
-    return found
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is a Linux prctl")
 def test_review_app_stops_with_command(tmp_path):
     Store(data_dir=tmp_path / "data").close()
@@ -440,7 +428,7 @@ def test_review_app_stops_with_command(tmp_path):
         deadline = time.monotonic() + 60
         while not children and time.monotonic() < deadline and command.poll() is None:
             time.sleep(0.2)
-            children = _child_processes(command.pid)
+            children = _children(command.pid)
         assert children, "the review app did not start"
 
         # SIGKILL leaves the command no chance to clean up: only the kernel's parent-death signal ends the app.

@@ -175,13 +175,13 @@ def test_batched_zones_match_single_zones(engine, registry):
 
 def _swapped(template: Template, first: str, second: str) -> Template:
     """Return ``template`` with the label and value boxes of two fields exchanged: the same form in another field order."""
-    one, two = template.field(first), template.field(second)
+    first_field, second_field = template.field(first), template.field(second)
     fields = []
     for field in template.fields:
         if field.key == first:
-            field = field.model_copy(update={"label_box": two.label_box, "value_box": two.value_box})
+            field = field.model_copy(update={"label_box": second_field.label_box, "value_box": second_field.value_box})
         elif field.key == second:
-            field = field.model_copy(update={"label_box": one.label_box, "value_box": one.value_box})
+            field = field.model_copy(update={"label_box": first_field.label_box, "value_box": first_field.value_box})
         fields.append(field)
     return template.model_copy(update={"fields": fields})
 
