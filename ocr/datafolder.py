@@ -9,7 +9,8 @@ identity (table ``store_identity``) and the data folder a marker file,
 image, and when a worker starts, :func:`check_data_folder` compares them:
 
 - neither exists (a new store, or one from before this check): a new
-  identity goes into both;
+  identity goes into both. A store that has scans but none of their image
+  files in this folder gets an error instead, because the folder is another one;
 - only the marker exists: the database takes the marker's identity while
   the folder contains no scan image yet. A folder with images belongs to the
   database that wrote them, so a new or recreated database gets an error;
@@ -41,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ocr.errors import StoreError
-from ocr.store import Base, _now
+from ocr.store import Base, ScanRow, _now
 
 if TYPE_CHECKING:
     from ocr.store import Store
@@ -189,6 +190,19 @@ def _has_images(data_dir: Path) -> bool:
         return False
 
 
+# Scan rows whose image files are looked for when an unmarked folder is checked.
+_SCANS_SAMPLED = 20
+
+
+def _holds_stored_scans(store: Store) -> bool:
+    """Return True when the store has no scan yet, or its folder contains the image of one of its newest scans."""
+    with store.session() as session:
+        names = session.scalars(select(ScanRow.image_path).order_by(ScanRow.id.desc()).limit(_SCANS_SAMPLED)).all()
+    if not names:
+        return True
+    return any(store.image_file(name).is_file() for name in names)
+
+
 def _database_inside(store: Store) -> bool:
     """Return True for an SQLite store whose database file lies inside its data folder."""
     if not store.url.startswith("sqlite:///"):
@@ -205,6 +219,17 @@ def _not_the_store_folder(data_dir: Path) -> StoreError:
         f"{data_dir} is not this database's data folder (it has no {MARKER_NAME} marker file); mount the shared "
         "data folder here or point --data-dir (or HUKA_DATA_DIR) at it, because scans written to a local folder "
         "cannot be read or reviewed on the other machines",
+    )
+
+
+def _scans_elsewhere(data_dir: Path) -> StoreError:
+    return StoreError(
+        f"数据目录 {data_dir} 中没有此数据库已有扫描件的图像，也没有标记文件 {MARKER_NAME}，"
+        "所以它不是此数据库的数据目录。请把原来的数据目录（多工位时是共享数据目录）挂载到此路径，"
+        "或用 --data-dir（或 HUKA_DATA_DIR）指向它。",
+        f"{data_dir} contains none of the images of this database's scans and no {MARKER_NAME} marker file, so it "
+        "is not the database's data folder; mount the original (with several stations, the shared) data folder "
+        "here or point --data-dir (or HUKA_DATA_DIR) at it",
     )
 
 
@@ -237,6 +262,10 @@ def check_data_folder(store: Store, *, create: bool = True) -> None:
                 return
             raise _another_store_folder(data_dir)
         created = False
+        if marker is None and not database_inside and not _holds_stored_scans(store):
+            # A store from before this check has scans but no marker. Its first writer after the
+            # upgrade must not mark a folder without them, such as a station's local one.
+            raise _scans_elsewhere(data_dir)
         if marker is None:
             candidate = uuid.uuid4().hex
             created = _create_marker(data_dir, candidate)

@@ -191,19 +191,42 @@ def test_key_command_refuses_wrong_folder(store_url: str, tmp_path: Path, monkey
     assert Store(url=store_url, data_dir=tmp_path / "data").find_scan_id("a:1") is not None
 
 
-def test_store_from_before_marker_upgraded(store_url: str, tmp_path: Path):
-    # A store written by a version without the check: scans, but no identity and no marker.
-    store = Store(url=store_url, data_dir=tmp_path / "data")
+def _store_from_before_marker(store_url: str, data_dir: Path) -> Store:
+    """Return a store as a version without the check wrote it: a scan, but no identity and no marker."""
+    store = Store(url=store_url, data_dir=data_dir)
     _add_scan(store, "a")
     with store.session() as session:
         session.execute(delete(StoreIdentityRow))
-    (tmp_path / "data" / MARKER_NAME).unlink()
+    (data_dir / MARKER_NAME).unlink()
+    return store
+
+
+def test_store_from_before_marker_upgraded(store_url: str, tmp_path: Path):
+    _store_from_before_marker(store_url, tmp_path / "data")
     upgraded = Store(url=store_url, data_dir=tmp_path / "data")
 
     _add_scan(upgraded, "b")
 
     assert _scan_count(upgraded) == 2
     assert read_marker(tmp_path / "data") == _identity(upgraded)
+
+
+def test_store_from_before_marker_other_folder(store_url: str, tmp_path: Path):
+    # The first writer after the upgrade gives a local folder: it must not become the store's.
+    store = _store_from_before_marker(store_url, tmp_path / "data")
+    station = Store(url=store_url, data_dir=tmp_path / "local")
+
+    with pytest.raises(StoreError) as raised:
+        _add_scan(station, "b")
+
+    assert "没有此数据库已有扫描件的图像" in raised.value.message_zh
+    assert str(tmp_path / "local") in raised.value.message_zh
+    assert not (tmp_path / "local" / MARKER_NAME).exists()
+    assert _identity(station) is None
+    assert _scan_count(station) == 1
+    # The original folder is still accepted and marked by its next write.
+    _add_scan(Store(url=store_url, data_dir=tmp_path / "data"), "c")
+    assert read_marker(tmp_path / "data") == _identity(store)
 
 
 def test_damaged_marker_named(store_url: str, tmp_path: Path):
