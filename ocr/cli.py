@@ -8,9 +8,9 @@ import os
 import re
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -21,9 +21,11 @@ from ocr.cli_admin import audit_app, key_app, retention_command
 from ocr.cli_arrivals import arrivals_app
 from ocr.bench_throughput import bench_throughput_command
 from ocr.check import check_command
+from ocr.engines import ENGINE_NAMES
 from ocr.cli_template import template_app
 from ocr.cli_user import first_admin_hint, user_app
 from ocr.errors import CardCaptureError, ExitCode
+from ocr.export import EXPORT_FORMATS
 from ocr.quantize import quantize_command
 from ocr.worker import worker_command
 
@@ -48,9 +50,14 @@ DataDirOption = Annotated[
     Optional[Path],
     typer.Option("--data-dir", help="数据目录（数据库与扫描图像），默认 ./ocr-data / data folder"),
 ]
+# A Literal type makes typer reject any other value as a usage error, before the command starts its work.
 EngineOption = Annotated[
-    str,
-    typer.Option("--engine", help="识别引擎：rapidocr（默认）、tesseract 或 paddleocr（可选安装）/ OCR engine"),
+    Literal[ENGINE_NAMES],
+    typer.Option(
+        "--engine",
+        case_sensitive=False,
+        help="识别引擎： rapidocr（默认）、 tesseract 或 paddleocr（可选安装）/ OCR engine",
+    ),
 ]
 TemplatesOption = Annotated[
     Optional[list[Path]],
@@ -436,9 +443,21 @@ def confirm(
     )
 
 
+def _month_value(value: str) -> str:
+    """Return ``value`` when it is a month such as 2025-12; raise a usage error before the command runs otherwise."""
+    try:
+        # The same format that ocr.transmit.handover reads.
+        datetime.strptime(value, "%Y-%m")
+    except ValueError:
+        raise typer.BadParameter(
+            f"月份 '{value}' 无效，格式应为 YYYY-MM，如 2025-12 / invalid month '{value}'; use YYYY-MM, e.g. 2025-12"
+        ) from None
+    return value
+
+
 @app.command()
 def handover(
-    month: Annotated[str, typer.Option("--month", help="月份 YYYY-MM / month")],
+    month: Annotated[str, typer.Option("--month", callback=_month_value, help="月份 YYYY-MM / month")],
     out: Annotated[Path, typer.Option("--out", help="输出目录 / output folder")] = Path("handover"),
     config: ConfigOption = None,
     db: DbOption = None,
@@ -462,7 +481,9 @@ def handover(
 @app.command()
 def export(
     batch: Annotated[str, typer.Option("--batch", help="要导出的批次 / batch to export")],
-    fmt: Annotated[str, typer.Option("--format", help="csv 或 jsonl")] = "csv",
+    fmt: Annotated[
+        Literal[EXPORT_FORMATS], typer.Option("--format", case_sensitive=False, help="导出格式 csv 或 jsonl / export format")
+    ] = "csv",
     out: Annotated[Path, typer.Option("--out", help="输出目录 / output folder")] = Path("export"),
     db: DbOption = None,
     data_dir: DataDirOption = None,
@@ -666,6 +687,26 @@ def _take_lang(argv: list[str]) -> list[str]:
 # Exit code of a usage error, as click's own UsageError.exit_code.
 USAGE_EXIT_CODE = 2
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+# The message of typer's check of a Literal type, inside its BadParameter.
+_NOT_A_CHOICE = re.compile(r"(?P<value>'.*') is not one of (?P<choices>.*?)\.?$")
+# click's and typer's messages for a path that fails an exists, file_okay, dir_okay, readable or writable check.
+_PATH_PROBLEMS = (
+    (re.compile(r"^\w+ (?P<name>'.*') does not exist\.?$"), "{name} 不存在"),
+    (re.compile(r"^\w+ (?P<name>'.*') is a file\.?$"), "{name} 是文件，应为文件夹"),
+    (re.compile(r"^\w+ (?P<name>'.*') is a directory\.?$"), "{name} 是文件夹，应为文件"),
+    (re.compile(r"^\w+ (?P<name>'.*') is not readable\.?$"), "{name} 不可读，请检查权限"),
+    (re.compile(r"^\w+ (?P<name>'.*') is not writable\.?$"), "{name} 不可写，请检查权限"),
+)
+# Chinese reasons for the pydantic error types that typer reports for numbers and flags.
+_VALUE_PROBLEMS = {
+    "int_parsing": "{value}不是整数",
+    "float_parsing": "{value}不是数字",
+    "bool_parsing": "{value}不是 true 或 false",
+    "greater_than_equal": "{value}小于最小值 {ge}",
+    "greater_than": "{value}应大于 {gt}",
+    "less_than_equal": "{value}大于最大值 {le}",
+    "less_than": "{value}应小于 {lt}",
+}
 _NO_SUCH_COMMAND = re.compile(r"No such command '(?P<name>.*)'\.?$")
 _EXTRA_ARGUMENTS = re.compile(r"Got unexpected extra argument\(s\) \((?P<args>.*)\)$")
 
@@ -691,6 +732,32 @@ def _param_zh(exc) -> str:
     return f"{name} {hint}" if hint else name
 
 
+def _bad_value_reason_zh(exc) -> str:
+    """Return the Chinese reason of a BadParameter of a common kind (number, range, choice, path), or ''."""
+    cause = exc.__cause__
+    errors = cause.errors() if cause is not None and callable(getattr(cause, "errors", None)) else []
+    if errors:
+        error = errors[0]
+        bounds = error.get("ctx") or {}
+        given = error.get("input")
+        value = f"'{given}' " if isinstance(given, str) else ""
+        template = _VALUE_PROBLEMS.get(error.get("type"))
+        if template is not None:
+            try:
+                return template.format(value=value, **bounds)
+            except KeyError:
+                return ""
+        choice = _NOT_A_CHOICE.search(str(bounds.get("error", "")))
+        if choice is not None:
+            choices = "、".join(item.strip("'") for item in choice["choices"].split(", "))
+            return f"{choice['value']} 不是可选的值，可选：{choices}"
+    message = str(getattr(exc, "message", "") or "").strip()
+    for pattern, template in _PATH_PROBLEMS:
+        if (match := pattern.match(message)) is not None:
+            return template.format(name=match["name"])
+    return ""
+
+
 def _describe_usage_error_zh(exc) -> str:
     """Return a Chinese description of a click usage error: what was wrong, on which option, argument or command.
 
@@ -709,7 +776,10 @@ def _describe_usage_error_zh(exc) -> str:
     if "BadParameter" in kinds:
         described = f"{_param_zh(exc)} 的值无效" if _param_hint(exc) else "参数的值无效"
         # Some commands of this project raise BadParameter with a message "Chinese / English".
-        return f"{described}：{message.split(' / ', 1)[0]}" if _CJK.search(message) else described
+        if _CJK.search(message):
+            return f"{described}：{message.split(' / ', 1)[0].rstrip('。')}"
+        reason = _bad_value_reason_zh(exc)
+        return f"{described}：{reason}" if reason else described
     if "BadOptionUsage" in kinds:
         if "does not take a value" in message:
             return f"选项 {exc.option_name} 不接受值"
@@ -727,11 +797,37 @@ def _describe_usage_error_zh(exc) -> str:
     return "参数无效"
 
 
-def _report_usage_error(exc) -> None:
-    """Print a click usage error: Chinese first with the --help hint, then click's English detail."""
+def _typed_command_path(args: list[str]) -> str:
+    """Return the command that ``args`` name, such as ``python -m ocr key rotate``, for an error without a context.
+
+    click raises some errors, such as an option given without its value, before the command's context exists.
+    """
+    import typer.main
+
+    command = typer.main.get_command(app)
+    path = ["python -m ocr"]
+    for arg in args:
+        commands = getattr(command, "commands", None)
+        if not commands:
+            break
+        if arg.startswith("-"):
+            continue
+        if arg not in commands:
+            break
+        path.append(arg)
+        command = commands[arg]
+    return " ".join(path)
+
+
+def _report_usage_error(exc, args: list[str]) -> None:
+    """Print a click usage error: Chinese first with the typed command's --help hint, then click's English detail."""
     context = getattr(exc, "ctx", None)
-    command = context.command_path if context is not None else "python -m ocr"
+    command = context.command_path if context is not None else _typed_command_path(args)
     detail = exc.format_message().strip().rstrip(".")
+    message = str(getattr(exc, "message", "") or "")
+    if _CJK.search(message) and " / " in message:
+        # A "Chinese / English" message of this project: the English line keeps the English half only.
+        detail = detail.replace(message.strip().rstrip("."), message.split(" / ", 1)[1].strip().rstrip("."))
     warn(
         f"命令用法有误：{_describe_usage_error_zh(exc)}。运行 {command} --help 查看用法。\nusage error: {detail}",
         f"usage error: {detail}; run {command} --help",
@@ -756,7 +852,7 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":
             sys.exit(0)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-            _report_usage_error(exc)
+            _report_usage_error(exc, args)
             sys.exit(USAGE_EXIT_CODE)
         raise
     sys.exit(code if isinstance(code, int) else 0)

@@ -153,12 +153,26 @@ def _archive_folders(config: Path | None, data_dir: Path) -> list[Path]:
     return [archive_root(load_config(config), data_dir)]
 
 
+# Rich wraps option help only at spaces, so the Chinese help has a space after each clause.
 SkipMissingOption = Annotated[
     bool,
     typer.Option(
         "--skip-missing",
-        help="数据库中登记的图像文件缺失时仍完成；这些文件找回后需再运行一次本命令 / "
-        "finish although image files that the database names are missing; run again if they turn up",
+        help="数据库中登记的图像文件缺失， 或有文件已损坏（空文件、 不是图像或记录文件）时， 仍完成本命令；"
+        " 损坏的文件保持原样； 这些文件找回后需再运行一次本命令 / "
+        "finish although image files that the database names are missing or files are damaged (empty, or not an "
+        "image or record); damaged files stay as they are; run again if the files turn up",
+    ),
+]
+SkipUnreadableOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-unreadable",
+        help="有数据库值或文件 用本命令的密钥都无法解密（用别的密钥加密， 或已损坏）时， 仍完成本命令；"
+        " 这些值和文件保持原样， 仍无法读取， 结束时按表名、 列名和行号列出， 文件按路径列出， 不显示内容。 / "
+        "finish although database values or files open with no key of the run (another key, or damaged); they "
+        "stay as they are, still unreadable, and are listed at the end by table, column and row id (files by "
+        "path), never by content",
     ),
 ]
 
@@ -174,12 +188,44 @@ def _say_key_report(report, *, rotating: bool) -> None:
         f"(were plain), {report.values_current} {kept_en}. Files: {report.files_reencrypted} re-encrypted, "
         f"{report.files_encrypted} encrypted, {report.files_current} {kept_en}",
     )
-    if report.files_missing:
+    if report.files_missing or report.damaged_files:
         _warn_skipped_files(report, rotating=rotating)
+    if report.unreadable_values or report.unreadable_files:
+        _warn_skipped_unreadable(report, rotating=rotating)
+
+
+def _warn_skipped_unreadable(report, *, rotating: bool) -> None:
+    """Warn that ``--skip-unreadable`` left values and files as they were, naming rows by id, never by value."""
+    from ocr.cli import warn
+    from ocr.crypto import KEY_ENV, NEW_KEY_ENV
+    from ocr.keys import describe_unreadable
+
+    unreadable_zh, unreadable_en = describe_unreadable(report, rotating=rotating)
+    if rotating:
+        warn(
+            f"{unreadable_zh}。已按 --skip-unreadable 保持原样：它们在更换前已无法读取，更换后仍无法读取，"
+            "读取这些行或文件的操作会报告无法解密。如能从备份恢复这些数据库行或文件（用原密钥加密的备份），"
+            f"恢复后把原密钥放入 {KEY_ENV}、新密钥放入 {NEW_KEY_ENV}，再运行一次 python -m ocr key rotate，"
+            "它们就会换成新密钥，所以请保留原密钥。",
+            f"{unreadable_en}. Left as it is because of --skip-unreadable: it was unreadable before the rotation and "
+            "still is, and reading these rows or files reports that they cannot be decrypted. If you can restore "
+            "these database rows or files from a backup encrypted with the old key, put the old key in "
+            f"${KEY_ENV} and the new key in ${NEW_KEY_ENV} and run python -m ocr key rotate once more to move them "
+            "to the new key, so keep the old key",
+        )
+        return
+    warn(
+        f"{unreadable_zh}。已按 --skip-unreadable 保持原样，仍无法读取，读取这些行或文件的操作会报告无法解密。"
+        "如能从备份恢复这些数据库行或文件（未加密或用当前密钥加密的备份），恢复后再运行一次 "
+        "python -m ocr key encrypt-existing。",
+        f"{unreadable_en}. Left as it is because of --skip-unreadable and still unreadable; reading these rows or "
+        "files reports that they cannot be decrypted. If you can restore these database rows or files from a "
+        "backup (plain or encrypted with the current key), run python -m ocr key encrypt-existing again",
+    )
 
 
 def _warn_skipped_files(report, *, rotating: bool) -> None:
-    """Warn that ``--skip-missing`` left missing image files out, and print what to do with a file that turns up."""
+    """Warn that ``--skip-missing`` left missing and damaged files out, and print what to do with a file that turns up."""
     from ocr.cli import warn
     from ocr.crypto import KEY_ENV, NEW_KEY_ENV
     from ocr.keys import describe_missing_files
@@ -188,19 +234,20 @@ def _warn_skipped_files(report, *, rotating: bool) -> None:
     if rotating:
         warn(
             f"{missing_zh}，已按 --skip-missing 跳过。这些文件如果找回，仍是用原密钥加密的，所以请保留原密钥："
-            f"把文件放回数据目录的 images 中，再把原密钥放入 {KEY_ENV}、新密钥放入 {NEW_KEY_ENV}，"
-            "运行一次 python -m ocr key rotate，它们就会换成新密钥。",
+            f"把文件放回原处（图像文件在数据目录的 images 中），再把原密钥放入 {KEY_ENV}、新密钥放入 {NEW_KEY_ENV}，"
+            "运行一次 python -m ocr key rotate，它们就会换成新密钥。损坏的文件无法恢复时，请删除它们。",
             f"{missing_en}; skipped because of --skip-missing. If these files turn up, they are still encrypted with "
-            f"the old key, so keep the old key: put them back into the data folder's images, put the old key in "
-            f"${KEY_ENV} and the new key in ${NEW_KEY_ENV}, and run python -m ocr key rotate once more to move them "
-            "to the new key",
+            f"the old key, so keep the old key: put them back where they belong (image files into the data folder's "
+            f"images), put the old key in ${KEY_ENV} and the new key in ${NEW_KEY_ENV}, and run python -m ocr key "
+            "rotate once more to move them to the new key. Delete damaged files that cannot be restored",
         )
         return
     warn(
-        f"{missing_zh}，已按 --skip-missing 跳过，没有加密。这些文件如果找回，请放回数据目录的 images 中，"
-        "再运行一次 python -m ocr key encrypt-existing。",
+        f"{missing_zh}，已按 --skip-missing 跳过，没有加密。这些文件如果找回，请放回原处（图像文件在数据目录的 "
+        "images 中），再运行一次 python -m ocr key encrypt-existing。损坏的文件无法恢复时，请删除它们。",
         f"{missing_en}; skipped because of --skip-missing and not encrypted. If these files turn up, put them back "
-        "into the data folder's images and run python -m ocr key encrypt-existing again",
+        "where they belong (image files into the data folder's images) and run python -m ocr key encrypt-existing "
+        "again. Delete damaged files that cannot be restored",
     )
 
 
@@ -210,15 +257,26 @@ def key_rotate(
     db: DbOption = None,
     data_dir: DataDirOption = None,
     skip_missing: SkipMissingOption = False,
+    skip_unreadable: SkipUnreadableOption = False,
 ) -> None:
-    """用 $HUKA_NEW_ENCRYPTION_KEY 中的新密钥重新加密全部数据；中断后再运行即可继续。 / Re-encrypt everything under the key in $HUKA_NEW_ENCRYPTION_KEY; run again to resume."""
+    """用 $HUKA_NEW_ENCRYPTION_KEY 中的新密钥重新加密全部数据；中断后再运行即可继续。 / Re-encrypt everything under the key in $HUKA_NEW_ENCRYPTION_KEY; run again to resume.
+
+    有文件缺失或损坏、或有数据用原密钥和新密钥都无法解密时，命令转换其余部分，列出这些文件和数据，以非零退出码结束，更换不完成。确认无法恢复时，加 --skip-missing 或 --skip-unreadable 再运行一次即可完成更换。
+
+    When files are missing or damaged, or data opens with neither key, the command converts the rest, lists them and exits non-zero without finishing the rotation. If they cannot be restored, run it again with --skip-missing or --skip-unreadable to finish.
+    """
     from ocr.crypto import KEY_ENV, NEW_KEY_ENV
     from ocr.keys import rotate_key
 
     # The key check is rotate_key's: a store with an unfinished rotation does not open otherwise.
     store = _store_unchecked(db, data_dir)
     try:
-        report = rotate_key(store, archive_folders=_archive_folders(config, store.data_dir), skip_missing=skip_missing)
+        report = rotate_key(
+            store,
+            archive_folders=_archive_folders(config, store.data_dir),
+            skip_missing=skip_missing,
+            skip_unreadable=skip_unreadable,
+        )
     finally:
         store.close()
     _say_key_report(report, rotating=True)
@@ -244,24 +302,33 @@ def key_encrypt_existing(
     db: DbOption = None,
     data_dir: DataDirOption = None,
     skip_missing: SkipMissingOption = False,
+    skip_unreadable: SkipUnreadableOption = False,
 ) -> None:
-    """用 $HUKA_ENCRYPTION_KEY 加密未加密时写入的数据与文件；中断后再运行即可继续。 / Encrypt the data and files written without a key under $HUKA_ENCRYPTION_KEY; run again to resume."""
+    """用 $HUKA_ENCRYPTION_KEY 加密未加密时写入的数据与文件；中断后再运行即可继续。 / Encrypt the data and files written without a key under $HUKA_ENCRYPTION_KEY; run again to resume.
+
+    有文件缺失或损坏、或有数据用当前密钥无法解密时，命令加密其余部分，列出这些文件和数据，以非零退出码结束。确认无法恢复时，加 --skip-missing 或 --skip-unreadable 再运行一次。
+
+    When files are missing or damaged, or data does not open with the key, the command encrypts the rest, lists them and exits non-zero. If they cannot be restored, run it again with --skip-missing or --skip-unreadable.
+    """
     from ocr.crypto import KEY_ENV
     from ocr.keys import encrypt_existing
 
     store = _store_unchecked(db, data_dir)
     try:
         report = encrypt_existing(
-            store, archive_folders=_archive_folders(config, store.data_dir), skip_missing=skip_missing
+            store,
+            archive_folders=_archive_folders(config, store.data_dir),
+            skip_missing=skip_missing,
+            skip_unreadable=skip_unreadable,
         )
     finally:
         store.close()
     _say_key_report(report, rotating=False)
-    if report.files_missing:
+    if report.files_missing or report.damaged_files or report.unreadable_values or report.unreadable_files:
         _say(
-            f"除缺失的图像文件外，已加密全部数据。此后每个打开此数据库的程序都需要设置 {KEY_ENV}。",
-            f"all data but the missing image files is encrypted; from now on every program that opens this store "
-            f"needs ${KEY_ENV}",
+            f"除上面列出的文件和数据外，已加密全部数据。此后每个打开此数据库的程序都需要设置 {KEY_ENV}。",
+            f"all data but the files and values listed above is encrypted; from now on every program that opens "
+            f"this store needs ${KEY_ENV}",
         )
         return
     _say(

@@ -67,10 +67,22 @@ def _read_password(from_stdin: bool) -> str:
     )
 
 
+def _role_value(value: str) -> str:
+    """Return the role named ``value``; raise a usage error before the command runs otherwise."""
+    from ocr.accounts import AccountError, parse_role
+
+    try:
+        return parse_role(value).value
+    except AccountError as exc:
+        raise typer.BadParameter(f"{exc.message_zh} / {exc.message_en}") from None
+
+
 @user_app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="用户名，记入审核记录 / user name, written to the audit log")],
-    role: Annotated[str, typer.Option("--role", help="reviewer、supervisor 或 admin / role")] = "reviewer",
+    role: Annotated[
+        str, typer.Option("--role", callback=_role_value, help="reviewer、supervisor 或 admin / role")
+    ] = "reviewer",
     password_stdin: PasswordStdinOption = False,
     db: DbOption = None,
     data_dir: DataDirOption = None,

@@ -147,6 +147,9 @@ def _encrypt_with(cipher: AESGCM, plain: bytes) -> bytes:
 
 def _decrypt_with(cipher: AESGCM, sealed: bytes) -> bytes:
     """Return the plain bytes; raises InvalidTag when ``cipher`` is not the key or the data is damaged."""
+    if len(sealed) < NONCE_BYTES:
+        # A truncated value or file: AESGCM would raise ValueError for the short nonce.
+        raise InvalidTag()
     return cipher.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], None)
 
 
@@ -333,23 +336,140 @@ def check_store_key(engine: Engine, table: Table) -> None:
         )
 
 
-def _main(argv: list[str]) -> int:
-    """``genkey`` prints a new key; ``decrypt IN OUT`` writes the plain content of a stored file."""
-    if argv == ["genkey"]:
-        print(generate_key())
-        return 0
-    if len(argv) == 3 and argv[0] == "decrypt":
-        try:
-            plain = read_stored_file(argv[1])
-        except EncryptionError as exc:
-            print(exc.message_zh, file=sys.stderr)
-            return exc.exit_code
-        descriptor = os.open(argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+# Command line: python -m ocr.crypto genkey | decrypt STORED_FILE PLAIN_FILE.
+
+_USAGE_ZH = """用法：python -m ocr.crypto 命令 [--lang zh|en]
+
+命令：
+  genkey                      生成一个新密钥（44 个字符），放入环境变量 HUKA_ENCRYPTION_KEY 使用
+  decrypt 加密文件 输出文件    用 $HUKA_ENCRYPTION_KEY 解密数据目录或归档目录中的一个文件，
+                              把明文写入输出文件（仅所有者可读写）
+"""
+_USAGE_EN = """usage: python -m ocr.crypto COMMAND [--lang zh|en]
+
+commands:
+  genkey                          print a new key (44 characters) for $HUKA_ENCRYPTION_KEY
+  decrypt STORED_FILE PLAIN_FILE  decrypt one file of the data or archive folder with $HUKA_ENCRYPTION_KEY
+                                  and write the plain content to PLAIN_FILE (owner-only)
+"""
+# Exit code of a usage error, as in python -m ocr.
+_USAGE_EXIT_CODE = 2
+
+
+class _UsageError(Exception):
+    def __init__(self, reason_zh: str, reason_en: str) -> None:
+        super().__init__(reason_en)
+        self.reason_zh = reason_zh
+        self.reason_en = reason_en
+
+
+def _take_lang(argv: list[str]) -> tuple[str, list[str]]:
+    """Return the message language, from ``--lang`` anywhere in ``argv`` or ``$HUKA_LANG``, and the other arguments."""
+    lang = os.environ.get("HUKA_LANG", "zh")
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--lang" and index + 1 < len(argv):
+            lang = argv[index + 1]
+            index += 2
+            continue
+        if arg.startswith("--lang="):
+            lang = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        index += 1
+    lowered = lang.lower()
+    if lowered in ("zh", "en") or lowered.startswith(("zh-", "zh_", "en-", "en_")):
+        return lowered[:2], rest
+    raise _UsageError(f"选项 '--lang' 的值 '{lang}' 无效，只能是 zh 或 en", f"invalid value '{lang}' for '--lang': use zh or en")
+
+
+class _FileError(CardCaptureError):
+    """A file of ``decrypt`` cannot be read or written, or the output would overwrite the input."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+def _file_reason(exc: OSError) -> tuple[str, str]:
+    """Return the Chinese and English reason of a failed read or write of a file."""
+    if isinstance(exc, FileNotFoundError):
+        return "文件或其所在文件夹不存在，请检查路径", "the file or its folder does not exist; check the path"
+    if isinstance(exc, IsADirectoryError):
+        return "这是一个文件夹，不是文件，请给出文件路径", "it is a folder, not a file; give a file path"
+    if isinstance(exc, PermissionError):
+        return "没有权限，请检查文件与文件夹的权限", "permission denied; check the permissions of the file and its folder"
+    detail = exc.strerror or type(exc).__name__
+    return f"系统错误（{detail}），请检查路径与磁盘", f"system error ({detail}); check the path and the disk"
+
+
+def _decrypt_command(stored: str, plain_file: str) -> None:
+    """Write the plain content of the stored file ``stored`` to ``plain_file``, readable by its owner only."""
+    if Path(plain_file).resolve() == Path(stored).resolve():
+        raise _FileError(
+            f"输出文件 {plain_file} 与加密文件相同，未写入任何内容。请给出另一个输出文件，以免加密文件被明文覆盖。",
+            f"the output file {plain_file} is the stored file itself, so nothing was written; give another output "
+            "file, so that the encrypted file is not overwritten with plain text",
+        )
+    try:
+        plain = read_stored_file(stored)
+    except OSError as exc:
+        reason_zh, reason_en = _file_reason(exc)
+        raise _FileError(f"无法读取文件 {stored}：{reason_zh}。", f"cannot read {stored}: {reason_en}") from exc
+    try:
+        descriptor = os.open(plain_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(descriptor, "wb") as handle:
             handle.write(plain)
+    except OSError as exc:
+        reason_zh, reason_en = _file_reason(exc)
+        raise _FileError(f"无法写入文件 {plain_file}：{reason_zh}。", f"cannot write {plain_file}: {reason_en}") from exc
+
+
+def _run(args: list[str], lang: str) -> int:
+    if args in (["-h"], ["--help"], ["help"]):
+        print(_USAGE_EN if lang == "en" else f"{_USAGE_ZH}\n{_USAGE_EN}", end="")
         return 0
-    print("usage: python -m ocr.crypto genkey | decrypt STORED_FILE PLAIN_FILE", file=sys.stderr)
-    return 2
+    if not args:
+        raise _UsageError("缺少命令 genkey 或 decrypt", "missing command genkey or decrypt")
+    command, operands = args[0], args[1:]
+    if command == "genkey":
+        if operands:
+            raise _UsageError(f"genkey 不接受参数：{' '.join(operands)}", f"genkey takes no arguments: {' '.join(operands)}")
+        print(generate_key())
+        return 0
+    if command == "decrypt":
+        if len(operands) != 2:
+            raise _UsageError(
+                f"decrypt 需要两个参数：加密文件和输出文件，实际给出 {len(operands)} 个",
+                f"decrypt takes two arguments, STORED_FILE and PLAIN_FILE, but got {len(operands)}",
+            )
+        _decrypt_command(*operands)
+        return 0
+    raise _UsageError(f"没有命令 '{command}'，可用的命令：genkey、decrypt", f"no such command '{command}'; use genkey or decrypt")
+
+
+def _main(argv: list[str]) -> int:
+    """Run ``genkey`` or ``decrypt IN OUT``; print errors without a traceback and return the exit code.
+
+    As in ``python -m ocr``, messages are Chinese unless ``--lang en`` or ``$HUKA_LANG=en`` is given. A
+    usage error prints the Chinese reason and click-style English detail and returns 2. A product error
+    returns its ``exit_code``: 7 for a missing, invalid or wrong key or damaged data, 3 for a file that
+    cannot be read or written.
+    """
+    lang = "zh"
+    try:
+        lang, args = _take_lang(argv)
+        return _run(args, lang)
+    except _UsageError as exc:
+        hint = "python -m ocr.crypto --help"
+        if lang == "en":
+            print(f"usage error: {exc.reason_en}; run {hint}", file=sys.stderr)
+        else:
+            print(f"命令用法有误：{exc.reason_zh}。运行 {hint} 查看用法。\nusage error: {exc.reason_en}", file=sys.stderr)
+        return _USAGE_EXIT_CODE
+    except CardCaptureError as exc:
+        print(exc.message(lang), file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -32,11 +32,17 @@ user can read a process's arguments. It runs these steps:
    either its old or its new content. The next run deletes temporary files that a
    killed run left.
 5. If any value or file opens with neither key, or an image file that a row
-   names is missing, stop before step 6 and name them (missing files by card
-   id). Row 2 stays, so the store stays closed to other programs. A missing
-   file may turn up later under the old key, so only ``skip_missing``
-   (``--skip-missing``) lets the run go on to step 6 without it. A file that
-   turns up after that is converted by the next run with both keys.
+   names is missing, or a file is damaged, stop before step 6 and name them
+   (missing and damaged files by card id). A damaged file is neither
+   encrypted nor a plain file of a kind the store or the archive writes (see
+   :func:`_is_plain_file`), such as an empty file; it is left as it is. Row 2
+   stays, so the store stays closed to other programs. A missing or damaged
+   file may be restored later from a backup under the old key, so only
+   ``skip_missing`` (``--skip-missing``) lets the run go on to step 6 without
+   it. Likewise only ``skip_unreadable`` (``--skip-unreadable``) lets it go on
+   while some values or files open with neither key; they stay as they are,
+   unreadable as before the run. A file or value restored after that is
+   converted by the next run with both keys.
 6. In one transaction, set row 1 to the new key's check value and delete row 2.
    From then on the store opens only with the new key.
 7. Overwrite the old forms in the database files: ``VACUUM`` and a WAL
@@ -57,8 +63,10 @@ as any open with a key does, so from then on the store needs the key. The
 store reads plain and encrypted values alike, so it stays usable while the
 command runs and after a killed run; this command needs no row 2. It then runs
 steps 3, 4, 5 and 7, and running it again finishes a killed run. At step 5
-missing image files make it exit with an error too, unless ``skip_missing`` is
-set, because a file that turns up later would stay plain.
+missing or damaged files make it exit with an error too, unless
+``skip_missing`` is set, because a file restored later would stay plain, and
+so do values and files the key does not open, unless ``skip_unreadable`` is
+set.
 
 The audit hash chain covers the plain values (see ocr.audit), so neither
 command changes a hash, and ``python -m ocr audit verify`` still passes.
@@ -121,6 +129,7 @@ __all__ = [
     "KeyRotationError",
     "MissingFilesError",
     "describe_missing_files",
+    "describe_unreadable",
     "encrypt_existing",
     "rotate_key",
 ]
@@ -146,6 +155,11 @@ _CURRENT = "current"  # opens with the target key already
 _ENCRYPTED = "encrypted"  # was plain
 _REENCRYPTED = "reencrypted"  # opened with the previous key
 _UNREADABLE = "unreadable"  # opens with neither key
+_DAMAGED = "damaged"  # a file that is neither encrypted nor a plain file of a kind the store writes
+
+# Leading bytes of the plain images a store may hold. The store and the archive write PNG only;
+# JPEG, TIFF and WebP are accepted as well because they are scan formats with unambiguous signatures.
+_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
 
 
 class KeyRotationError(CardCaptureError):
@@ -155,7 +169,7 @@ class KeyRotationError(CardCaptureError):
 
 
 class MissingFilesError(KeyRotationError):
-    """Image files that rows name are missing and were not converted, although the rest of the store was."""
+    """Image files that rows name are missing, or files are damaged, and were not converted; the rest of the store was."""
 
 
 class KeyCommandBusyError(CardCaptureError):
@@ -178,6 +192,10 @@ class KeyReport:
     missing_file_names: list[str] = field(default_factory=list)  # names of those files, without folder
     missing_card_ids: list[int] = field(default_factory=list)  # cards whose scan or straight image is missing
     missing_scan_ids: list[int] = field(default_factory=list)  # scans without a card whose image is missing
+    # Files neither encrypted nor a plain image or record (empty, cut short, foreign); left as they are.
+    damaged_files: list[Path] = field(default_factory=list)
+    damaged_card_ids: list[int] = field(default_factory=list)  # cards that a damaged image or archive file belongs to
+    damaged_scan_ids: list[int] = field(default_factory=list)  # scans without a card whose image is damaged
     unreadable_values: list[str] = field(default_factory=list)  # "table.column id N"
     unreadable_files: list[Path] = field(default_factory=list)
     # rotate only: the store used the new key already when the run began (a finished rotation run again).
@@ -456,9 +474,24 @@ def _named_images(store: Store) -> list[tuple[int | None, int, str]]:
     return [tuple(row) for row in (*scans, *straight)]
 
 
-def _stored_files(store: Store, folders: list[Path], report: KeyReport) -> list[Path]:
-    """Return every stored file once: those in ``folders`` and the images the rows name. Missing images go to ``report``."""
+# The card id or None, and the scan id or None, that a stored file belongs to.
+_Owner = tuple[int | None, int | None]
+
+
+def _archive_owners(store: Store) -> dict[Path, int]:
+    """Return the card id of every unpurged archive folder, by the folder's resolved path."""
+    with store.session() as session:
+        rows = session.execute(select(ArchiveRow.folder, ArchiveRow.card_id).where(ArchiveRow.purged_at.is_(None))).all()
+    return {Path(folder).resolve(): card_id for folder, card_id in rows}
+
+
+def _stored_files(store: Store, folders: list[Path], report: KeyReport) -> tuple[list[Path], dict[Path, _Owner]]:
+    """Return every stored file once, those in ``folders`` and the images the rows name, and the owners of those images.
+
+    The owners are keyed by resolved path. Missing images go to ``report``.
+    """
     found: dict[Path, Path] = {}
+    owners: dict[Path, _Owner] = {}
     for folder in folders:
         for path in folder.rglob("*"):
             if path.is_file() and not _is_temporary(path):
@@ -469,6 +502,7 @@ def _stored_files(store: Store, folders: list[Path], report: KeyReport) -> list[
         path = store.image_file(stored)
         if path.is_file():
             found.setdefault(path.resolve(), path)
+            owners.setdefault(path.resolve(), (card_id, scan_id))
             continue
         report.files_missing += 1
         report.missing_file_names.append(path.name)
@@ -478,7 +512,7 @@ def _stored_files(store: Store, folders: list[Path], report: KeyReport) -> list[
             missing_scans.add(scan_id)
     report.missing_card_ids = sorted(missing_cards)
     report.missing_scan_ids = sorted(missing_scans)
-    return [found[key] for key in sorted(found)]
+    return [found[key] for key in sorted(found)], owners
 
 
 def _remove_temporary_files(folders: list[Path]) -> int:
@@ -516,6 +550,24 @@ def _replace_file(path: Path, data: bytes) -> None:
     _fsync_folder(path.parent)
 
 
+def _is_plain_file(path: Path, content: bytes) -> bool:
+    """Return whether ``content`` is a plain file of a kind the store or the archive writes: an image or a JSON record.
+
+    Images are recognised by their leading bytes only, so an image cut short after its header counts as plain.
+    """
+    if content.startswith(_IMAGE_SIGNATURES):
+        return True
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return True
+    if path.suffix.lower() == ".json":
+        try:
+            json.loads(content.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError is a ValueError too
+            return False
+        return True
+    return False
+
+
 def _convert_file(path: Path, target: StoreKey, previous: StoreKey | None) -> str:
     stored = path.read_bytes()
     if stored.startswith(FILE_MAGIC):
@@ -525,9 +577,12 @@ def _convert_file(path: Path, target: StoreKey, previous: StoreKey | None) -> st
         if plain is None:
             return _UNREADABLE
         kind = _REENCRYPTED
-    else:
+    elif _is_plain_file(path, stored):
         plain = stored
         kind = _ENCRYPTED
+    else:
+        # Encrypting an empty or foreign file would hide the damage from every later check.
+        return _DAMAGED
     _replace_file(path, target.seal_file(plain))
     return kind
 
@@ -539,7 +594,11 @@ def _convert_files(
     removed = _remove_temporary_files(folders)
     if removed:
         log.info("key: %d temporary files of an interrupted run deleted", removed)
-    for path in _stored_files(store, folders, report):
+    files, owners = _stored_files(store, folders, report)
+    archive_owners = _archive_owners(store)
+    damaged_cards: set[int] = set()
+    damaged_scans: set[int] = set()
+    for path in files:
         kind = _convert_file(path, target, previous)
         if kind == _ENCRYPTED:
             report.files_encrypted += 1
@@ -547,8 +606,17 @@ def _convert_files(
             report.files_reencrypted += 1
         elif kind == _CURRENT:
             report.files_current += 1
+        elif kind == _DAMAGED:
+            report.damaged_files.append(path)
+            card_id, scan_id = owners.get(path.resolve(), (archive_owners.get(path.parent.resolve()), None))
+            if card_id is not None:
+                damaged_cards.add(card_id)
+            elif scan_id is not None:
+                damaged_scans.add(scan_id)
         else:
             report.unreadable_files.append(path)
+    report.damaged_card_ids = sorted(damaged_cards)
+    report.damaged_scan_ids = sorted(damaged_scans)
 
 
 # Whole runs.
@@ -571,8 +639,8 @@ def _listed(items: list) -> str:
     return listed + (f" …(+{len(items) - MAX_LISTED})" if len(items) > MAX_LISTED else "")
 
 
-def _unreadable_message(report: KeyReport, *, rotating: bool) -> tuple[str, str]:
-    """Return the Chinese and English message that names the values and files no key of the run decrypts."""
+def _unreadable_details(report: KeyReport) -> tuple[str, str]:
+    """Return a Chinese and an English phrase that counts and names the files and values no key of the run decrypts."""
     details_zh = []
     details_en = []
     if report.unreadable_files:
@@ -583,96 +651,155 @@ def _unreadable_message(report: KeyReport, *, rotating: bool) -> tuple[str, str]
         count = len(report.unreadable_values)
         details_zh.append(f"{count} 个数据库值：{_listed(report.unreadable_values)}")
         details_en.append(f"{count} database values: {_listed(report.unreadable_values)}")
+    return "；".join(details_zh), "; ".join(details_en)
 
+
+def _unreadable_message(report: KeyReport, *, rotating: bool) -> tuple[str, str]:
+    """Return the Chinese and English message that names the values and files no key of the run decrypts."""
+    details_zh, details_en = _unreadable_details(report)
     if rotating:
-        failure_zh = f"以下数据用原密钥和新密钥都无法解密，密钥更换未完成：{'；'.join(details_zh)}。"
-        failure_en = f"neither the old nor the new key decrypts this data, so the rotation did not finish: {'; '.join(details_en)}."
+        failure_zh = f"以下数据用原密钥和新密钥都无法解密，密钥更换未完成：{details_zh}。"
+        failure_en = f"neither the old nor the new key decrypts this data, so the rotation did not finish: {details_en}."
         backup_zh = "备份中用原密钥或新密钥加密的均可"
         backup_en = "encrypted with the old or the new key"
+        skip_zh = "确认无法恢复时，请加 --skip-unreadable 再运行一次：这些数据保持原样，和现在一样无法读取，其余数据照常完成更换。"
+        skip_en = (
+            "If they cannot be restored, run it again with --skip-unreadable: they stay as they are, unreadable as "
+            "now, and the rotation of the rest finishes."
+        )
         state_zh = "在再次运行成功之前，数据库仍处于更换密钥的状态，其他程序不能打开它。"
         state_en = "Until a run succeeds, the store stays in rotation and other programs cannot open it."
     else:
-        failure_zh = f"以下数据用当前密钥无法解密，未全部加密：{'；'.join(details_zh)}。"
-        failure_en = f"the current key does not decrypt this data, so the run did not finish: {'; '.join(details_en)}."
+        failure_zh = f"以下数据用当前密钥无法解密，未全部加密：{details_zh}。"
+        failure_en = f"the current key does not decrypt this data, so the run did not finish: {details_en}."
         backup_zh = "备份中未加密或用当前密钥加密的均可"
         backup_en = "plain or encrypted with the current key"
+        skip_zh = "确认无法恢复时，请加 --skip-unreadable 再运行一次：这些数据保持原样，和现在一样无法读取。"
+        skip_en = "If they cannot be restored, run it again with --skip-unreadable: they stay as they are, unreadable as now."
         state_zh = "其余数据已加密。"
         state_en = "The rest of the data is encrypted."
     return (
         f"{failure_zh}这些数据是用别的密钥加密的，或已损坏。请从备份恢复这些文件或数据库行（{backup_zh}），"
-        f"或把无法恢复的文件移出数据目录和归档目录，然后再运行一次同一命令。{state_zh}",
+        f"或把无法恢复的文件移出数据目录和归档目录，然后再运行一次同一命令。{skip_zh}{state_zh}",
         f"{failure_en} It was encrypted with another key or is damaged. Restore these files or database rows from "
         f"a backup ({backup_en}), or move files that cannot be restored out of the data and archive folders, then "
-        f"run the same command again. {state_en}",
+        f"run the same command again. {skip_en} {state_en}",
     )
+
+
+def describe_unreadable(report: KeyReport, *, rotating: bool) -> tuple[str, str]:
+    """Return a Chinese and an English phrase naming the values (by table, column and row id) and files no key opened."""
+    details_zh, details_en = _unreadable_details(report)
+    if rotating:
+        return f"用原密钥和新密钥都无法解密的数据：{details_zh}", f"data that neither the old nor the new key decrypts: {details_en}"
+    return f"用当前密钥无法解密的数据：{details_zh}", f"data that the current key does not decrypt: {details_en}"
+
+
+def _owners(card_ids: list[int], scan_ids: list[int], names: str) -> tuple[str, str]:
+    """Return the Chinese and English list of the cards, the scans without a card and the file names ``names``."""
+    owners_zh = []
+    owners_en = []
+    if card_ids:
+        owners_zh.append(f"卡片 {_listed(card_ids)}")
+        owners_en.append(f"cards {_listed(card_ids)}")
+    if scan_ids:
+        owners_zh.append(f"尚未识别的扫描件 {_listed(scan_ids)}")
+        owners_en.append(f"scans not read yet {_listed(scan_ids)}")
+    if not owners_zh:
+        return f"文件 {names}", f"files {names}"
+    return f"{'，'.join(owners_zh)}；文件 {names}", f"{', '.join(owners_en)}; files {names}"
 
 
 def describe_missing_files(report: KeyReport) -> tuple[str, str]:
-    """Return a Chinese and an English phrase that counts the missing image files and names their cards and files."""
-    owners_zh = []
-    owners_en = []
-    if report.missing_card_ids:
-        owners_zh.append(f"卡片 {_listed(report.missing_card_ids)}")
-        owners_en.append(f"cards {_listed(report.missing_card_ids)}")
-    if report.missing_scan_ids:
-        owners_zh.append(f"尚未识别的扫描件 {_listed(report.missing_scan_ids)}")
-        owners_en.append(f"scans not read yet {_listed(report.missing_scan_ids)}")
-    names = _listed(sorted(report.missing_file_names))
-    return (
-        f"数据库中登记的 {report.files_missing} 个图像文件不在数据目录中（{'，'.join(owners_zh)}；文件 {names}）",
-        f"image files that the database names are missing from the data folder: {report.files_missing} "
-        f"({', '.join(owners_en)}; files {names})",
-    )
+    """Return a Chinese and an English phrase that counts the missing and the damaged files and names their cards and files."""
+    phrases_zh = []
+    phrases_en = []
+    if report.files_missing:
+        owners_zh, owners_en = _owners(
+            report.missing_card_ids, report.missing_scan_ids, _listed(sorted(report.missing_file_names))
+        )
+        phrases_zh.append(f"数据库中登记的 {report.files_missing} 个图像文件不在数据目录中（{owners_zh}）")
+        phrases_en.append(
+            f"image files that the database names are missing from the data folder: {report.files_missing} ({owners_en})"
+        )
+    if report.damaged_files:
+        count = len(report.damaged_files)
+        owners_zh, owners_en = _owners(report.damaged_card_ids, report.damaged_scan_ids, _listed(report.damaged_files))
+        phrases_zh.append(
+            f"{count} 个文件已损坏，未做改动（{owners_zh}）：它们是空文件，或既不是加密文件，"
+            "也不是图像（PNG、JPEG、TIFF、WebP）或记录文件（JSON）"
+        )
+        phrases_en.append(
+            f"{count} files are damaged and were left as they are ({owners_en}): they are empty, or neither "
+            "encrypted nor an image (PNG, JPEG, TIFF, WebP) or a record (JSON)"
+        )
+    return "；".join(phrases_zh), "; ".join(phrases_en)
 
 
 def _missing_message(report: KeyReport, image_dir: Path, *, rotating: bool) -> tuple[str, str]:
-    """Return the message of a run that converted everything but the missing image files."""
+    """Return the message of a run that converted everything but the missing and the damaged files."""
     missing_zh, missing_en = describe_missing_files(report)
+    restore_zh = f"请从备份或共享目录把它们恢复到原处（图像文件在 {image_dir} 中，损坏的文件按上面的路径覆盖）"
+    restore_en = (
+        f"Restore them from a backup or the shared folder to where they belong (image files into {image_dir}, "
+        "damaged files over the paths above)"
+    )
     if rotating:
         return (
             f"{missing_zh}。这些文件没有换成新密钥，所以密钥更换未完成，其余数据和文件已换成新密钥。"
             "这些文件找回后仍需原密钥才能解密，请保留原密钥。"
-            f"请从备份或共享目录把它们恢复到 {image_dir} 中，再用同样的两个密钥运行一次 python -m ocr key rotate。"
+            f"{restore_zh}，再用同样的两个密钥运行一次 python -m ocr key rotate。"
             "确认无法找回时，请加 --skip-missing 再运行一次，以完成更换。"
             "在更换完成之前，数据库仍处于更换密钥的状态，其他程序不能打开它。",
             f"{missing_en}. They were not moved to the new key, so the rotation did not finish. The rest of the data "
             "and files is under the new key. These files still need the old key if they turn up, so keep the old key. "
-            f"Restore them from a backup or the shared folder into {image_dir} and run python -m ocr key rotate again "
+            f"{restore_en} and run python -m ocr key rotate again "
             "with the same two keys. If they cannot be restored, run it again with --skip-missing to finish the "
             "rotation. Until the rotation finishes, the store stays in rotation and other programs cannot open it.",
         )
     return (
         f"{missing_zh}。这些文件没有加密，其余数据和文件已加密，数据库照常可用。"
-        f"请从备份或共享目录把它们恢复到 {image_dir} 中，再运行一次 python -m ocr key encrypt-existing。"
+        f"{restore_zh}，再运行一次 python -m ocr key encrypt-existing。"
         "确认无法找回时，请加 --skip-missing 再运行一次。",
         f"{missing_en}. They were not encrypted. The rest of the data and files is encrypted and the store stays "
-        f"usable. Restore them from a backup or the shared folder into {image_dir} and run "
+        f"usable. {restore_en} and run "
         "python -m ocr key encrypt-existing again. If they cannot be restored, run it again with --skip-missing.",
     )
 
 
-def _raise_incomplete(report: KeyReport, image_dir: Path, *, rotating: bool, skip_missing: bool) -> None:
-    """Raise when some data opens with no key of the run, or when image files are missing and not skipped.
+def _raise_incomplete(
+    report: KeyReport, image_dir: Path, *, rotating: bool, skip_missing: bool, skip_unreadable: bool
+) -> None:
+    """Raise when some data opens with no key of the run, or when files are missing or damaged, unless skipped.
 
-    Raises :class:`KeyRotationError` for unreadable data, naming the missing files as well, and
-    :class:`MissingFilesError` when missing files are the only problem.
+    Raises :class:`KeyRotationError` for unreadable data, naming the missing and damaged files as well, and
+    :class:`MissingFilesError` when missing or damaged files are the only problem that is not skipped.
     """
-    missing = report.files_missing > 0 and not skip_missing
-    if report.unreadable_files or report.unreadable_values:
+    files_left = (report.files_missing > 0 or bool(report.damaged_files)) and not skip_missing
+    unreadable = bool(report.unreadable_files or report.unreadable_values)
+    if unreadable and not skip_unreadable:
         message_zh, message_en = _unreadable_message(report, rotating=rotating)
-        if missing:
+        if files_left:
             missing_zh, missing_en = describe_missing_files(report)
-            message_zh += f"另外，{missing_zh}，请一并恢复到 {image_dir} 中，或在再次运行时加 --skip-missing。"
-            message_en += f" Also, {missing_en}. Restore them into {image_dir} too, or add --skip-missing to the next run."
+            message_zh += f"另外，{missing_zh}，请一并恢复到原处（图像文件在 {image_dir} 中），或在再次运行时加 --skip-missing。"
+            message_en += (
+                f" Also, {missing_en}. Restore them too (image files into {image_dir}), or add --skip-missing to the "
+                "next run."
+            )
         raise KeyRotationError(message_zh, message_en)
-    if missing:
-        raise MissingFilesError(*_missing_message(report, image_dir, rotating=rotating))
+    if files_left:
+        message_zh, message_en = _missing_message(report, image_dir, rotating=rotating)
+        if unreadable:
+            unreadable_zh, unreadable_en = describe_unreadable(report, rotating=rotating)
+            message_zh += f"另外，{unreadable_zh}，已按 --skip-unreadable 保持原样。"
+            message_en += f" Also, {unreadable_en}; left as it is because of --skip-unreadable."
+        raise MissingFilesError(message_zh, message_en)
 
 
 def _log_report(command: str, report: KeyReport) -> None:
     log.info(
         "key %s: values encrypted=%d re-encrypted=%d current=%d unreadable=%d; "
-        "files encrypted=%d re-encrypted=%d current=%d missing=%d unreadable=%d",
+        "files encrypted=%d re-encrypted=%d current=%d missing=%d damaged=%d unreadable=%d",
         command,
         report.values_encrypted,
         report.values_reencrypted,
@@ -682,6 +809,7 @@ def _log_report(command: str, report: KeyReport) -> None:
         report.files_reencrypted,
         report.files_current,
         report.files_missing,
+        len(report.damaged_files),
         len(report.unreadable_files),
     )
     if report.files_missing:
@@ -692,20 +820,36 @@ def _log_report(command: str, report: KeyReport) -> None:
             _listed(report.missing_card_ids),
             _listed(report.missing_scan_ids),
         )
+    if report.damaged_files:
+        log.warning(
+            "key %s: %d damaged files left as they are, cards %s, scans without card %s",
+            command,
+            len(report.damaged_files),
+            _listed(report.damaged_card_ids),
+            _listed(report.damaged_scan_ids),
+        )
 
 
-def rotate_key(store: Store, *, archive_folders: Iterable[Path] = (), skip_missing: bool = False) -> KeyReport:
+def rotate_key(
+    store: Store,
+    *,
+    archive_folders: Iterable[Path] = (),
+    skip_missing: bool = False,
+    skip_unreadable: bool = False,
+) -> KeyReport:
     """Re-encrypt the store from ``$HUKA_ENCRYPTION_KEY`` to ``$HUKA_NEW_ENCRYPTION_KEY``; see the module docstring.
 
     ``store`` must be opened with ``check_key=False``, because a store whose
     rotation was interrupted does not open otherwise. ``archive_folders`` are
     the archive roots to convert besides the folders the archive rows name.
     With ``skip_missing`` the rotation finishes although image files that
-    rows name are missing (the report counts them). Raises
-    :class:`EncryptionError` for a missing, invalid or wrong key,
-    :class:`KeyRotationError` when some data opens with neither key,
-    :class:`MissingFilesError` when image files are missing and not skipped,
-    and :class:`KeyCommandBusyError` while another key command runs.
+    rows name are missing or files are damaged, and with ``skip_unreadable``
+    although values or files open with neither key; those stay as they are
+    and the report lists them. Raises :class:`EncryptionError` for a missing,
+    invalid or wrong key, :class:`KeyRotationError` when some data opens with
+    neither key and is not skipped, :class:`MissingFilesError` when files are
+    missing or damaged and not skipped, and :class:`KeyCommandBusyError` while
+    another key command runs.
     """
     # A folder that is not the store's (an unmounted share, another store's folder) changes nothing.
     check_data_folder(store, create=False)
@@ -722,7 +866,9 @@ def rotate_key(store: Store, *, archive_folders: Iterable[Path] = (), skip_missi
         _convert_values(store, new, current, report)
         _convert_files(store, archive_folders, new, current, report)
         _log_report("rotate", report)
-        _raise_incomplete(report, store.image_dir, rotating=True, skip_missing=skip_missing)
+        _raise_incomplete(
+            report, store.image_dir, rotating=True, skip_missing=skip_missing, skip_unreadable=skip_unreadable
+        )
         if not report.finished_before:
             _finish_rotation(store, new)
         _compact(store)
@@ -730,14 +876,21 @@ def rotate_key(store: Store, *, archive_folders: Iterable[Path] = (), skip_missi
     return report
 
 
-def encrypt_existing(store: Store, *, archive_folders: Iterable[Path] = (), skip_missing: bool = False) -> KeyReport:
+def encrypt_existing(
+    store: Store,
+    *,
+    archive_folders: Iterable[Path] = (),
+    skip_missing: bool = False,
+    skip_unreadable: bool = False,
+) -> KeyReport:
     """Encrypt the store's plain values and files under ``$HUKA_ENCRYPTION_KEY``; see the module docstring.
 
     Records the key as the store's key first if the store had none. Raises
     :class:`EncryptionError` when the key is missing, invalid or not the
     store's, or a rotation is unfinished; :class:`KeyRotationError` when some
-    data does not open with the key; :class:`MissingFilesError` when image
-    files that rows name are missing, unless ``skip_missing`` is set;
+    data does not open with the key, unless ``skip_unreadable`` is set;
+    :class:`MissingFilesError` when image files that rows name are missing or
+    files are damaged, unless ``skip_missing`` is set;
     :class:`KeyCommandBusyError` while another key command runs.
     """
     check_data_folder(store, create=False)
@@ -756,7 +909,9 @@ def encrypt_existing(store: Store, *, archive_folders: Iterable[Path] = (), skip
         _convert_values(store, key, None, report)
         _convert_files(store, archive_folders, key, None, report)
         _log_report("encrypt-existing", report)
-        _raise_incomplete(report, store.image_dir, rotating=False, skip_missing=skip_missing)
+        _raise_incomplete(
+            report, store.image_dir, rotating=False, skip_missing=skip_missing, skip_unreadable=skip_unreadable
+        )
         _compact(store)
     log.info("key encrypt-existing: finished")
     return report

@@ -291,12 +291,34 @@ USAGE_ERRORS = [
     (["status", "--batc"], "可能是 --batch", "python -m ocr status --help", "No such option: --batc"),
     (["ingest"], "缺少参数 'paths'", "python -m ocr ingest --help", "Missing argument 'paths'"),
     (["export", "--format", "csv"], "缺少选项 '--batch'", "python -m ocr export --help", "Missing option '--batch'"),
-    (["ingest", "x.jpg", "--dpi", "abc"], "选项 '--dpi' 的值无效", "python -m ocr ingest --help", "Invalid value for '--dpi'"),
-    (["export", "--batch"], "选项 --batch 后缺少值", "python -m ocr --help", "Option '--batch' requires an argument"),
+    (["ingest", "x.jpg", "--dpi", "abc"], "选项 '--dpi' 的值无效：'abc' 不是整数", "python -m ocr ingest --help", "Invalid value for '--dpi'"),
+    (["ingest", "x.jpg", "--dpi", "10"], "选项 '--dpi' 的值无效：'10' 小于最小值 50", "python -m ocr ingest --help", "Invalid value for '--dpi'"),
+    # An option without its value fails before click makes the command's context; the hint still names the command.
+    (["export", "--batch"], "选项 --batch 后缺少值", "python -m ocr export --help", "Option '--batch' requires an argument"),
+    (["ingest", "--db"], "选项 --db 后缺少值", "python -m ocr ingest --help", "Option '--db' requires an argument"),
+    (["key", "rotate", "--db"], "选项 --db 后缺少值", "python -m ocr key rotate --help", "Option '--db' requires an argument"),
+    (["ingest", "--queue=yes", "x.jpg"], "选项 --queue 不接受值", "python -m ocr ingest --help", "Option '--queue' does not take a value"),
+    # Values that the commands checked only after opening the store are choices checked while parsing.
+    (
+        ["ingest", "x.jpg", "--engine", "foo"],
+        "选项 '--engine' 的值无效：'foo' 不是可选的值，可选：rapidocr、tesseract、paddleocr",
+        "python -m ocr ingest --help",
+        "Invalid value for '--engine'",
+    ),
+    (["extract", "x.jpg", "--out", "out", "--engine", "foo"], "'foo' 不是可选的值", "python -m ocr extract --help", "Invalid value for '--engine'"),
+    (["demo", "--engine", "foo"], "'foo' 不是可选的值", "python -m ocr demo --help", "Invalid value for '--engine'"),
+    (
+        ["export", "--batch", "b1", "--format", "xml"],
+        "选项 '--format' 的值无效：'xml' 不是可选的值，可选：csv、jsonl",
+        "python -m ocr export --help",
+        "Invalid value for '--format'",
+    ),
+    (["handover", "--month", "2025-13"], "月份 '2025-13' 无效", "python -m ocr handover --help", "Invalid value for '--month': invalid month '2025-13'"),
+    (["user", "add", "王芳", "--role", "boss"], "角色 'boss' 无效", "python -m ocr user add --help", "Invalid value for '--role': invalid role 'boss'"),
     (["bogus"], "没有命令 'bogus'", "python -m ocr --help", "No such command 'bogus'"),
     (["key", "bogus"], "没有命令 'bogus'", "python -m ocr key --help", "No such command 'bogus'"),
     (["status", "extra"], "多余的参数 extra", "python -m ocr status --help", "Got unexpected extra argument(s) (extra)"),
-    (["review", "--port", "99999"], "选项 '--port' 的值无效", "python -m ocr review --help", "Invalid value for '--port'"),
+    (["review", "--port", "99999"], "选项 '--port' 的值无效：'99999' 大于最大值 65535", "python -m ocr review --help", "Invalid value for '--port'"),
 ]
 
 
@@ -315,7 +337,9 @@ def test_usage_error_chinese_first(tmp_path, args, described, help_hint, detail)
     # The English detail follows on its own line, never inside the Chinese sentence.
     assert detail not in first_line
     assert rest.startswith(f"usage error: {detail}"), result.stderr
+    assert not CJK.search(rest), result.stderr
     assert not (tmp_path / "ocr-data").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_usage_error_english(tmp_path):
@@ -323,6 +347,26 @@ def test_usage_error_english(tmp_path):
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == "usage error: No such option: --foo; run python -m ocr status --help"
+
+
+def test_usage_error_english_choice(tmp_path):
+    result = run_cli(["ingest", "x.jpg", "--engine", "foo", "--lang", "en"], tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("usage error: Invalid value for '--engine'"), result.stderr
+    assert "'foo' is not one of 'rapidocr', 'tesseract', 'paddleocr'" in result.stderr
+    assert result.stderr.strip().endswith("run python -m ocr ingest --help")
+    assert not CJK.search(result.stderr), result.stderr
+
+
+def test_engine_choice_ignores_case(tmp_path):
+    # Parsing accepts the name in any case, so the run starts and reports the missing scan file.
+    result = run_cli(["extract", "missing.jpg", "--out", "out", "--engine", "Tesseract"], tmp_path)
+
+    assert result.returncode == ExitCode.PARTIAL, result.stderr
+    assert "无法读取文件 missing.jpg" in result.stderr
+    assert "命令用法有误" not in result.stderr
+    assert_no_traceback(result)
 
 
 def test_help_still_works(tmp_path):
@@ -356,7 +400,8 @@ def test_export_invalid_format(tmp_path):
     Store(data_dir=tmp_path / "ocr-data").close()
     result = run_cli(["export", "--batch", "2031-01-01", "--format", "xml", "--out", "out"], tmp_path)
 
-    assert result.returncode not in (ExitCode.OK, ExitCode.PARTIAL)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("命令用法有误"), result.stderr
     assert_no_traceback(result)
     assert "xml" in result.stderr
     assert "csv" in result.stderr

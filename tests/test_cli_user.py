@@ -60,8 +60,12 @@ def test_add_rejects_bad_input(tmp_path: Path) -> None:
     assert short.returncode == ExitCode.BAD_INPUT
     assert "密码至少需要 8 个字符" in short.stderr
     role = _user(data_dir, "add", "王芳", "--role", "boss", "--password-stdin", stdin=PASSWORD + "\n")
-    assert role.returncode == ExitCode.BAD_INPUT
-    assert "角色 'boss' 无效" in role.stderr
+    # A usage error, found while parsing: the store is not opened and no password is read.
+    assert role.returncode == 2
+    assert role.stderr.startswith("命令用法有误：选项 '--role' 的值无效：角色 'boss' 无效")
+    assert "python -m ocr user add --help" in role.stderr
+    capitalised = _user(data_dir, "add", "赵六", "--role", "Admin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert capitalised.returncode == 0, capitalised.stderr
 
     assert _user(data_dir, "add", "王芳", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
     again = _user(data_dir, "add", "王芳", "--password-stdin", stdin=PASSWORD + "\n", lang="en")

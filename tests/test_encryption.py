@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,7 @@ PASSPORT = "E98765432"
 SOURCE_NAME = "QUORLEVANT"
 COMMAND_TIMEOUT_S = 60
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CJK_TEXT = re.compile(r"[\u4e00-\u9fff]")
 
 
 class Encrypted:
@@ -269,6 +271,121 @@ def test_crypto_decrypt_command(encrypted, tmp_path):
     assert result.returncode == 0, result.stderr
     assert SURNAME in out.read_text(encoding="utf-8")
     assert out.stat().st_mode & 0o777 == 0o600
+
+
+def run_crypto(args: list[str], env_changes: dict[str, str | None], cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``python -m ocr.crypto ARGS`` in ``cwd`` with Chinese messages and only the key in ``env_changes``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HUKA_LANG", KEY_ENV)}
+    env.update({k: v for k, v in env_changes.items() if v is not None})
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    return subprocess.run(
+        [sys.executable, "-m", "ocr.crypto", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=COMMAND_TIMEOUT_S,
+    )
+
+
+CRYPTO_USAGE_ERRORS = [
+    ([], "缺少命令", "missing command"),
+    (["bogus"], "没有命令 'bogus'", "no such command 'bogus'"),
+    (["genkey", "extra"], "genkey 不接受参数", "genkey takes no arguments"),
+    (["decrypt", "only-one"], "decrypt 需要两个参数", "decrypt takes two arguments"),
+    (["genkey", "--lang", "fr"], "选项 '--lang' 的值 'fr' 无效", "invalid value 'fr' for '--lang'"),
+]
+
+
+@pytest.mark.parametrize(("args", "described", "detail"), CRYPTO_USAGE_ERRORS, ids=[str(case[0]) for case in CRYPTO_USAGE_ERRORS])
+def test_crypto_usage_error_chinese_first(tmp_path, args, described, detail):
+    result = run_crypto(args, {}, tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    first_line, _, rest = result.stderr.partition("\n")
+    assert first_line.startswith("命令用法有误："), result.stderr
+    assert described in first_line
+    assert "运行 python -m ocr.crypto --help 查看用法" in first_line
+    assert rest.startswith(f"usage error: {detail}"), result.stderr
+    assert result.stdout == ""
+
+
+def test_crypto_help_chinese_then_english(tmp_path):
+    result = run_crypto(["--help"], {}, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("用法：python -m ocr.crypto")
+    assert result.stdout.index("用法：") < result.stdout.index("usage: python -m ocr.crypto")
+    assert "decrypt" in result.stdout
+
+
+def test_crypto_decrypt_missing_file(tmp_path):
+    result = run_crypto(["decrypt", "missing.png", "out.png"], {KEY_ENV: generate_key()}, tmp_path)
+
+    assert result.returncode == ExitCode.BAD_INPUT, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("无法读取文件 missing.png：文件或其所在文件夹不存在")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_crypto_decrypt_folder_given(tmp_path):
+    (tmp_path / "images").mkdir()
+    result = run_crypto(["decrypt", "images", "out.png"], {KEY_ENV: generate_key()}, tmp_path)
+
+    assert result.returncode == ExitCode.BAD_INPUT, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "这是一个文件夹" in result.stderr
+
+
+def test_crypto_decrypt_unwritable_output(encrypted, tmp_path):
+    stored = stored_files(encrypted.tmp_path / "data" / "images")[0]
+
+    result = run_crypto(["decrypt", str(stored), "no-such-folder/out.png"], {KEY_ENV: encrypted.key}, tmp_path)
+
+    assert result.returncode == ExitCode.BAD_INPUT, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "无法写入文件 no-such-folder/out.png" in result.stderr
+
+
+def test_crypto_decrypt_refuses_same_file(encrypted, tmp_path):
+    stored = stored_files(encrypted.tmp_path / "data" / "images")[0]
+    content = stored.read_bytes()
+
+    result = run_crypto(["decrypt", str(stored), str(stored)], {KEY_ENV: encrypted.key}, tmp_path)
+
+    assert result.returncode == ExitCode.BAD_INPUT, result.stderr
+    assert "与加密文件相同" in result.stderr
+    assert stored.read_bytes() == content
+
+
+@pytest.mark.parametrize(
+    ("content", "key"),
+    [(FILE_MAGIC + b"abc", "right"), (FILE_MAGIC + bytes(40), "right"), (None, "wrong"), (None, "none"), (None, "invalid")],
+    ids=["truncated", "damaged", "wrong-key", "no-key", "invalid-key"],
+)
+def test_crypto_decrypt_key_problems(encrypted, tmp_path, content, key):
+    stored = stored_files(encrypted.tmp_path / "data" / "images")[0]
+    if content is not None:
+        stored = tmp_path / "damaged.png"
+        stored.write_bytes(content)
+    keys = {"right": encrypted.key, "wrong": generate_key(), "none": None, "invalid": "not-a-key"}
+
+    result = run_crypto(["decrypt", str(stored), "out.png"], {KEY_ENV: keys[key]}, tmp_path)
+
+    assert result.returncode == ExitCode.CONFIG_INVALID, result.stderr
+    assert "Traceback" not in result.stderr
+    assert KEY_ENV in result.stderr
+    assert CJK_TEXT.search(result.stderr.splitlines()[0]), result.stderr
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_crypto_decrypt_english(tmp_path):
+    result = run_crypto(["decrypt", "missing.png", "out.png", "--lang", "en"], {KEY_ENV: generate_key()}, tmp_path)
+
+    assert result.returncode == ExitCode.BAD_INPUT, result.stderr
+    assert result.stderr.strip() == "cannot read missing.png: the file or its folder does not exist; check the path"
 
 
 def test_data_files_owner_only(tmp_path, monkeypatch):

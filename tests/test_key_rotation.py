@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, bindparam, cast, select, update
 
 from models.card import FieldResult
 from ocr.crypto import (
@@ -44,7 +44,7 @@ from ocr.crypto import (
 from ocr.errors import ExitCode
 from ocr.keys import TEMPORARY_SUFFIX, _exclusive_run
 from ocr.migrations import load_models
-from ocr.store import CardRow, OutboxRow, Store
+from ocr.store import ArchiveRow, CardRow, OutboxRow, Store
 from ocr.transmit.config import load_config
 from ocr.transmit.runner import run_transmit
 from test_encryption import raw_database_text
@@ -500,17 +500,22 @@ def test_rotate_undecryptable_file_named(populated, monkeypatch):
     assert_reads_back(populated, monkeypatch, new_key)
 
 
-def remove_last_straight_image(populated: Populated) -> tuple[Path, bytes, int]:
-    """Delete the straight image of the newest card, as if it were lost. Return its path, its content and the card id."""
+def last_straight_image(populated: Populated) -> tuple[Path, int]:
+    """Return the straight image file of the newest card and the card id."""
     store = Store(url=populated.url, data_dir=populated.data_dir, create=False, check_key=False)
     try:
         with store.session() as session:
             card_id, stored = session.execute(
                 select(CardRow.id, CardRow.straight_image_path).order_by(CardRow.id.desc()).limit(1)
             ).one()
-        path = store.image_file(stored)
+        return store.image_file(stored), card_id
     finally:
         store.close()
+
+
+def remove_last_straight_image(populated: Populated) -> tuple[Path, bytes, int]:
+    """Delete the straight image of the newest card, as if it were lost. Return its path, its content and the card id."""
+    path, card_id = last_straight_image(populated)
     content = path.read_bytes()
     path.unlink()
     return path, content, card_id
@@ -595,6 +600,162 @@ def test_rotate_unreadable_and_missing_named(populated, monkeypatch):
 
     assert skipped.returncode == 0, skipped.stderr
     assert lost.name in skipped.stderr
+
+
+def test_rotate_truncated_encrypted_file_named(populated, monkeypatch):
+    new_key = generate_key()
+    victim, _card_id = last_straight_image(populated)
+    backup = victim.read_bytes()
+    # Cut short inside the nonce: no key can open it.
+    victim.write_bytes(FILE_MAGIC + b"abc")
+
+    failed = rotate(populated, {KEY_ENV: populated.key, NEW_KEY_ENV: new_key})
+
+    assert failed.returncode == ExitCode.STORE_FAILED, failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert str(victim) in failed.stderr
+    assert "原密钥和新密钥都" in failed.stderr
+    victim.write_bytes(backup)
+    finished = rotate(populated, {KEY_ENV: populated.key, NEW_KEY_ENV: new_key})
+    assert finished.returncode == 0, finished.stderr
+
+
+def test_rotate_damaged_files_left_and_named(populated, monkeypatch):
+    new_key = generate_key()
+    keys = {KEY_ENV: populated.key, NEW_KEY_ENV: new_key}
+    emptied, card_id = last_straight_image(populated)
+    content = emptied.read_bytes()
+    emptied.write_bytes(b"")
+    # A file no row names, such as one a copy to the shared folder left behind.
+    stray = populated.data_dir / "images" / "stray.png"
+    stray.write_bytes(b"not an image at all")
+
+    failed = rotate(populated, keys)
+
+    assert failed.returncode == ExitCode.STORE_FAILED, failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert "2 个文件已损坏" in failed.stderr
+    assert f"卡片 {card_id}" in failed.stderr
+    assert str(emptied) in failed.stderr
+    assert str(stray) in failed.stderr
+    assert "--skip-missing" in failed.stderr
+    assert emptied.read_bytes() == b""
+    assert stray.read_bytes() == b"not an image at all"
+    # Everything else moved to the new key, but the rotation stays open for the damaged files.
+    assert count_under_key(populated, populated.key) == (0, 0)
+    assert_rotation_blocks_open(populated, monkeypatch, [populated.key, new_key])
+
+    skipped = run_cli(["key", "rotate", "--skip-missing", "--config", str(populated.config), *populated.store_args()], keys)
+
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    assert "密钥已更换" in skipped.stdout
+    assert "已损坏" in skipped.stderr
+    assert str(stray) in skipped.stderr
+    assert emptied.read_bytes() == b""
+    assert stray.read_bytes() == b"not an image at all"
+
+    # The image comes back from a backup made with the old key; the stray file is deleted.
+    emptied.write_bytes(content)
+    stray.unlink()
+    converted = rotate(populated, keys)
+
+    assert converted.returncode == 0, converted.stderr
+    assert_only_key_opens(populated, new_key, [populated.key])
+    assert_reads_back(populated, monkeypatch, new_key)
+
+
+def damage_one_value(populated: Populated) -> tuple[str, str]:
+    """Replace one encrypted text value with one sealed under an unknown key; return its "table.column id N" and the form."""
+    store = Store(url=populated.url, data_dir=populated.data_dir, create=False, check_key=False)
+    stranger = StoreKey(generate_key(), KEY_ENV)
+    try:
+        with store.engine.begin() as connection:
+            for table in load_models().sorted_tables:
+                for column in table.columns:
+                    if not isinstance(column.type, EncryptedText):
+                        continue
+                    rows = connection.execute(select(table.c.id, cast(column, Text)).order_by(table.c.id)).all()
+                    for row_id, stored in rows:
+                        if sealed_text(stored) is None:
+                            continue
+                        damaged = stranger.seal_text("damaged")
+                        connection.execute(
+                            update(table)
+                            .where(table.c.id == row_id)
+                            .values({column.name: bindparam("damaged", damaged, type_=Text())})
+                        )
+                        return f"{table.name}.{column.name} id {row_id}", damaged
+    finally:
+        store.close()
+    raise AssertionError("no encrypted text value to damage")
+
+
+def raw_value(populated: Populated, where: str) -> str | None:
+    return dict(raw_column_values(populated))[where]
+
+
+def test_rotate_unreadable_value_blocks(populated, monkeypatch):
+    new_key = generate_key()
+    where, damaged = damage_one_value(populated)
+
+    failed = rotate(populated, {KEY_ENV: populated.key, NEW_KEY_ENV: new_key})
+
+    assert failed.returncode == ExitCode.STORE_FAILED, failed.stderr
+    assert where in failed.stderr
+    assert "--skip-unreadable" in failed.stderr
+    assert damaged not in failed.stderr
+    assert_rotation_blocks_open(populated, monkeypatch, [populated.key, new_key])
+
+
+def test_rotate_skip_unreadable_finishes(populated, monkeypatch):
+    new_key = generate_key()
+    keys = {KEY_ENV: populated.key, NEW_KEY_ENV: new_key}
+    where, damaged = damage_one_value(populated)
+
+    skipped = run_cli(
+        ["key", "rotate", "--skip-unreadable", "--config", str(populated.config), *populated.store_args()], keys
+    )
+
+    output = skipped.stdout + skipped.stderr
+    assert skipped.returncode == 0, output
+    assert "密钥已更换" in skipped.stdout
+    assert where in skipped.stderr
+    assert "--skip-unreadable" in skipped.stderr
+    assert "Traceback" not in output
+    for secret in (damaged, populated.key, new_key, *PERSONAL_VALUES):
+        assert secret not in output
+    # The damaged value stays as it was; everything else is under the new key only.
+    assert raw_value(populated, where) == damaged
+    assert count_under_key(populated, populated.key) == (0, 0)
+    monkeypatch.setenv(KEY_ENV, new_key)
+    Store(url=populated.url, data_dir=populated.data_dir, create=False).close()
+
+
+def test_encrypt_existing_skip_unreadable(populated, monkeypatch):
+    where, damaged = damage_one_value(populated)
+    command = ["key", "encrypt-existing", "--config", str(populated.config), *populated.store_args()]
+
+    failed = run_cli(command, {KEY_ENV: populated.key})
+    skipped = run_cli([*command, "--skip-unreadable"], {KEY_ENV: populated.key})
+
+    assert failed.returncode == ExitCode.STORE_FAILED, failed.stderr
+    assert where in failed.stderr
+    assert "--skip-unreadable" in failed.stderr
+    assert skipped.returncode == 0, skipped.stderr
+    assert where in skipped.stderr
+    assert "除上面列出的文件和数据外" in skipped.stdout
+    assert raw_value(populated, where) == damaged
+    assert_no_plain_personal_value(populated)
+
+
+def test_key_help_names_skip_options():
+    for command in ("rotate", "encrypt-existing"):
+        result = run_cli(["key", command, "--help"], {})
+
+        assert result.returncode == 0, result.stderr
+        assert "--skip-unreadable" in result.stdout
+        assert "无法解密" in result.stdout
+        assert "已损坏" in result.stdout
 
 
 def test_rotate_rejects_second_rotation_target(populated, monkeypatch):
@@ -792,6 +953,36 @@ def test_encrypt_existing_killed_then_resumed(plain_populated, monkeypatch):
     assert resumed.returncode == 0, resumed.stderr
     assert_only_key_opens(plain_populated, key, [])
     assert_no_plain_personal_value(plain_populated)
+    assert_reads_back(plain_populated, monkeypatch, key)
+
+
+def test_encrypt_existing_damaged_record_named(plain_populated, monkeypatch):
+    key = generate_key()
+    command = ["key", "encrypt-existing", "--config", str(plain_populated.config), *plain_populated.store_args()]
+    record = sorted(plain_populated.archive.rglob("record_*.json"))[0]
+    content = record.read_bytes()
+    record.write_bytes(content[: len(content) // 2])
+    store = Store(url=plain_populated.url, data_dir=plain_populated.data_dir, create=False, check_key=False)
+    try:
+        with store.session() as session:
+            card_id = session.scalar(select(ArchiveRow.card_id).where(ArchiveRow.folder == str(record.parent)))
+    finally:
+        store.close()
+
+    failed = run_cli(command, {KEY_ENV: key})
+
+    assert failed.returncode == ExitCode.STORE_FAILED, failed.stdout + failed.stderr
+    assert "1 个文件已损坏" in failed.stderr
+    assert f"卡片 {card_id}" in failed.stderr
+    assert str(record) in failed.stderr
+    assert "--skip-missing" in failed.stderr
+    assert record.read_bytes() == content[: len(content) // 2]
+
+    record.write_bytes(content)
+    finished = run_cli(command, {KEY_ENV: key})
+
+    assert finished.returncode == 0, finished.stderr
+    assert_only_key_opens(plain_populated, key, [])
     assert_reads_back(plain_populated, monkeypatch, key)
 
 
