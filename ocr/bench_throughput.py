@@ -33,11 +33,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
 from ocr.bench import command_line, machine_description, write_report
+from ocr.engines import ENGINE_NAMES
 
 __all__ = ["BaselineRun", "ThroughputReport", "WorkerRun", "bench_throughput_command", "format_throughput", "run_throughput"]
 
@@ -317,7 +318,9 @@ def bench_throughput_command(
         typer.Option("--workers", help="逗号分隔的进程数，默认 1,2,<CPU 核数> / comma-separated worker counts, default 1,2,<cores>"),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="随机种子 / generator seed")] = 5000,
-    engine: Annotated[str, typer.Option("--engine", help="识别引擎 / OCR engine")] = "rapidocr",
+    engine: Annotated[
+        Literal[ENGINE_NAMES], typer.Option("--engine", case_sensitive=False, help="识别引擎 / OCR engine")
+    ] = "rapidocr",
     baselines: Annotated[
         bool,
         typer.Option("--baselines/--no-baselines", help="同时测量整页 OCR 的耗时 / also time plain full-page OCR"),

@@ -307,6 +307,7 @@ USAGE_ERRORS = [
     ),
     (["extract", "x.jpg", "--out", "out", "--engine", "foo"], "'foo' 不是可选的值", "python -m ocr extract --help", "Invalid value for '--engine'"),
     (["demo", "--engine", "foo"], "'foo' 不是可选的值", "python -m ocr demo --help", "Invalid value for '--engine'"),
+    (["bench", "throughput", "--cards", "2", "--engine", "foo"], "'foo' 不是可选的值", "python -m ocr bench throughput --help", "Invalid value for '--engine'"),
     (
         ["export", "--batch", "b1", "--format", "xml"],
         "选项 '--format' 的值无效：'xml' 不是可选的值，可选：csv、jsonl",
