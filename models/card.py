@@ -6,10 +6,30 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CardStatus", "Extraction", "FieldOutput", "FieldResult", "PixelBox"]
+__all__ = ["REASON_SEPARATOR", "CardStatus", "Extraction", "FieldOutput", "FieldResult", "PixelBox", "join_reasons", "split_reasons"]
 
 # (x0, y0, x1, y1) in pixels of the straightened card image.
 PixelBox = tuple[int, int, int, int]
+
+# Separator of the sentences in FieldResult.reason.
+REASON_SEPARATOR = "；"
+_SENTENCE_END = "。"
+
+
+def join_reasons(reasons: list[str]) -> str:
+    """Join Chinese reason sentences with "；" into one text that ends with "。".
+
+    Each sentence loses its own final "。" first, so that no "。；" appears, and a
+    sentence given twice is kept once. Returns "" for no reasons.
+    """
+    parts = [reason.strip().rstrip(_SENTENCE_END + REASON_SEPARATOR) for reason in reasons]
+    parts = list(dict.fromkeys(part for part in parts if part))
+    return REASON_SEPARATOR.join(parts) + _SENTENCE_END if parts else ""
+
+
+def split_reasons(reason: str) -> list[str]:
+    """Split a text made by :func:`join_reasons` back into its sentences, without their final "。"."""
+    return [part.rstrip(_SENTENCE_END) for part in reason.strip().split(REASON_SEPARATOR) if part.rstrip(_SENTENCE_END)]
 
 
 class CardStatus(StrEnum):
@@ -37,7 +57,8 @@ class FieldResult(BaseModel):
     engine: str = ""
     box: PixelBox | None = None
     needs_review: bool = True
-    # Chinese, one sentence per problem, joined by "；". Empty when nothing is wrong.
+    # Chinese, one sentence per problem, joined by "；" and ending with "。" (see join_reasons).
+    # Empty when nothing is wrong.
     reason: str = ""
     # Machine-readable problem codes, e.g. "low_confidence", "invalid_date".
     reason_codes: list[str] = Field(default_factory=list)

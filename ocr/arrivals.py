@@ -46,7 +46,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.card import CardStatus
 from models.card_type import FieldKind
-from ocr.errors import CardCaptureError, ExitCode
+from ocr.errors import CardCaptureError, ExitCode, os_error_reason
 from ocr.normalize import normalize_value, to_half_width
 from ocr.search import field_values
 from ocr.store import Base, BatchRow, CardRow, OutboxRow, Store, _now
@@ -394,7 +394,7 @@ def read_arrivals_csv(path: Path, *, known_card_types: Iterable[str]) -> list[Ex
         data = path.read_bytes()
     except OSError as exc:
         raise ArrivalsError(
-            f"无法读取文件 {path}：{exc.strerror or exc}。请检查路径。", f"cannot read {path}: {exc.strerror or exc}"
+            f"无法读取文件 {path}：{os_error_reason(exc)[0]}。请检查路径。", f"cannot read {path}: {exc.strerror or exc}"
         ) from exc
     return parse_arrivals_csv(data, source=path.name, known_card_types=known_card_types)
 

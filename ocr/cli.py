@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -20,6 +22,7 @@ from ocr.bench_prep import bench_prep_command
 from ocr.cli_admin import audit_app, key_app, retention_command
 from ocr.cli_arrivals import arrivals_app
 from ocr.bench_throughput import bench_throughput_command
+from ocr.batchname import check_batch_name
 from ocr.check import check_command
 from ocr.engines import ENGINE_NAMES
 from ocr.cli_template import template_app
@@ -156,10 +159,23 @@ def _progress():
     return on_page
 
 
+def _batch_value(value: str | None) -> str | None:
+    """Return the batch name without surrounding spaces; raise a usage error before ingest stores anything."""
+    if value is None:
+        return None
+    try:
+        return check_batch_name(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="扫描文件或文件夹 / scan files or folders")],
-    batch: Annotated[Optional[str], typer.Option("--batch", help="批次名，默认今天的日期 / batch name")] = None,
+    batch: Annotated[
+        Optional[str],
+        typer.Option("--batch", callback=_batch_value, help="批次名，默认今天的日期 / batch name, default today's date"),
+    ] = None,
     db: DbOption = None,
     data_dir: DataDirOption = None,
     engine: EngineOption = "rapidocr",
@@ -174,25 +190,30 @@ def ingest(
     """读取扫描件，识别并入库。 / Read scans into the store."""
     from ocr.pipeline import ingest_paths
     from ocr.pool import default_workers
-    from ocr.worker import verify_data_folder
+    from ocr.store import default_db_url
+    from ocr.worker import QueueSettings, verify_data_folder
 
+    if queue:
+        # A database without the task queue is rejected before the store opens, so none is created.
+        QueueSettings.from_db_url(db or default_db_url(data_dir))
     # A data folder that is not the database's stops the run here, and no new folder is left behind.
     verify_data_folder(db, str(data_dir) if data_dir else None)
     store = _store(db, data_dir)
     batch_name = batch or date.today().isoformat()
-    if queue:
-        _ingest_to_queue(paths, store, batch_name, engine, dpi)
-        return
-    report = ingest_paths(
-        paths,
-        store,
-        batch=batch_name,
-        engine_name=engine,
-        template_dirs=_folders(templates),
-        pdf_dpi=dpi,
-        on_page=_progress(),
-        workers=workers or default_workers(),
-    )
+    with _ingest_interrupted(store, batch_name, queue):
+        if queue:
+            _ingest_to_queue(paths, store, batch_name, engine, dpi)
+            return
+        report = ingest_paths(
+            paths,
+            store,
+            batch=batch_name,
+            engine_name=engine,
+            template_dirs=_folders(templates),
+            pdf_dpi=dpi,
+            on_page=_progress(),
+            workers=workers or default_workers(),
+        )
     _report_problems(report)
     say(
         f"批次 {batch_name}：处理 {report.pages} 页，新入库 {report.stored} 张，重复跳过 {report.duplicates} 张，"
@@ -203,11 +224,67 @@ def ingest(
     _exit_for(report)
 
 
+def _stored_in_batch(store, batch_name: str, queue: bool) -> int:
+    """Return how many pages of the batch are stored: queued scans with ``queue``, else cards."""
+    if queue:
+        from ocr.queue import queue_counts
+
+        return sum(queue_counts(store).get(batch_name, {}).values())
+    return len(store.list_cards(batch=batch_name))
+
+
+@contextlib.contextmanager
+def _ingest_interrupted(store, batch_name: str, queue: bool):
+    """Report what an interrupted ingest stored and how to resume it, and turn a full disk into a StoreError."""
+    from ocr.store import DISK_FULL_ERRNOS, disk_full_error
+
+    before = _stored_in_batch(store, batch_name, queue)
+    try:
+        yield
+    except KeyboardInterrupt:
+        try:
+            added = _stored_in_batch(store, batch_name, queue) - before
+        except Exception as exc:  # noqa: BLE001 - the store may be what failed; the resume hint still applies
+            log.warning("stored pages not counted after the interrupt: %s", type(exc).__name__)
+            added = None
+        done_zh = "（未能统计本次入库数）" if added is None else f"本次{'已排队' if queue else '新入库'} {added} 张"
+        done_en = "(the pages stored could not be counted)" if added is None else (
+            f"{added} page(s) {'queued' if queue else 'stored'} by this run"
+        )
+        warn(
+            f"已中断：批次 {batch_name} {done_zh}，已入库的不受影响。重新运行同一命令即可继续，已入库的页会被跳过。",
+            f"interrupted: batch {batch_name}, {done_en}, kept; run the same command again to go on, "
+            "stored pages are skipped",
+        )
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except OSError as exc:
+        if exc.errno not in DISK_FULL_ERRNOS:
+            raise
+        raise disk_full_error(store.data_dir, exc.strerror or str(exc)) from exc
+
+
+def _report_queue_duplicates(report) -> None:
+    """Print each page of a queue ingest that is stored already, as a card or as a scan waiting in the queue."""
+    for source, page, card_id, scan_id in report.duplicate_of:
+        if card_id is not None:
+            warn(
+                f"重复：{Path(source).name} 第 {page} 页已作为卡片 {card_id} 入库，未再保存。",
+                f"duplicate: {Path(source).name} page {page} is stored already as card {card_id}",
+            )
+        else:
+            warn(
+                f"重复：{Path(source).name} 第 {page} 页已在队列中（扫描页 {scan_id}，等待 worker 识别），未再保存。",
+                f"duplicate: {Path(source).name} page {page} is queued already (scan {scan_id}, waiting for a worker)",
+            )
+
+
 def _ingest_to_queue(paths: list[Path], store, batch_name: str, engine: str, dpi: int) -> None:
     from ocr.worker import queue_paths
 
     report = queue_paths(paths, store, batch=batch_name, engine_name=engine, pdf_dpi=dpi, on_page=_progress())
-    _report_problems(report)
+    _report_queue_duplicates(report)
+    # The duplicates are printed above, in the queue's own words.
+    _report_problems(dataclasses.replace(report, duplicate_of=[]))
     say(
         f"批次 {batch_name}：处理 {report.pages} 页，已排队 {report.queued} 张（由 worker 识别），"
         f"重复跳过 {report.duplicates} 张，读取失败 {len(report.failures)} 个。",
@@ -256,15 +333,20 @@ def status(
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """查看各批次卡片的状态与上报期限；有逾期记录时退出码为 10。 / Show card counts and transmission deadlines; exit 10 when a record is overdue."""
+    """查看各批次卡片的状态与上报期限；有逾期记录或审核中已逾期的卡片时退出码为 10。 / Show card counts and transmission deadlines; exit 10 when a record is overdue or a card in review is past its deadline."""
     from models.card import CardStatus
 
     store = _store(db, data_dir, create=False)
-    _say_queue(store, batch)
+    queued = _say_queue(store, batch)
     every_batch = store.list_batches()
     batches = [b for b in every_batch if batch is None or b.name == batch]
+    # A batch stored by `ingest --queue` gets its batch row with its first card.
+    _say_waiting_batches(queued.keys() - {b.name for b in every_batch}, queued)
     if not every_batch:
-        say("没有批次。先运行 ingest 或 demo。", "no batches yet; run ingest or demo first")
+        if not queued:
+            say("没有批次。先运行 ingest 或 demo。", "no batches yet; run ingest or demo first")
+        return
+    if not batches and batch in queued:
         return
     if not batches:
         names = [b.name for b in every_batch[:10]]
@@ -287,10 +369,14 @@ def status(
     _say_deadlines(store, config)
 
 
-def _say_queue(store, batch: str | None) -> None:
-    """Print the scans still waiting for an OCR worker, and those that failed, per batch."""
+def _say_queue(store, batch: str | None) -> dict[str, int]:
+    """Print the scans still waiting for an OCR worker, and those that failed, per batch.
+
+    Returns the number of scans waiting per batch printed.
+    """
     from ocr.queue import queue_counts
 
+    printed: dict[str, int] = {}
     for name, counts in queue_counts(store).items():
         if batch is not None and name != batch:
             continue
@@ -299,6 +385,20 @@ def _say_queue(store, batch: str | None) -> None:
             say(
                 f"{name}：排队等待识别 {waiting} 张，识别失败 {failed} 张",
                 f"{name}: {waiting} scan(s) queued for OCR, {failed} failed",
+            )
+            printed[name] = waiting
+    return printed
+
+
+def _say_waiting_batches(names, waiting: dict[str, int]) -> None:
+    """Print, for each batch with queued scans but no card yet, that its cards wait for a worker."""
+    for name in sorted(names):
+        if waiting[name]:
+            say(
+                f"{name}：还没有卡片，{waiting[name]} 张扫描页在排队等待 worker 识别。"
+                "请在识别服务器上运行 python -m ocr worker。",
+                f"{name}: no cards yet; {waiting[name]} scan(s) wait for an OCR worker; "
+                "run python -m ocr worker on the OCR server",
             )
 
 
@@ -322,7 +422,11 @@ def _say_items(items, label_zh: str, label_en: str, now) -> None:
 
 
 def _say_deadlines(store, config_path: Path | None) -> None:
-    """Print the records due soon, overdue and unconfirmed; exit with OVERDUE when one is overdue."""
+    """Print the records overdue, due soon, not delivered and unconfirmed; exit with OVERDUE when one is late.
+
+    A record is late when it waits for sending past its deadline. It is late too when its card
+    is still in review past the deadline, because the office has not got it either.
+    """
     from ocr.transmit.config import load_config
     from ocr.transmit.deadline import deadline_report
 
@@ -331,23 +435,56 @@ def _say_deadlines(store, config_path: Path | None) -> None:
     hours = f"{config.deadline.due_soon_hours:g}"
     say(
         f"上报期限：已逾期 {len(report.overdue)} 条，{hours} 小时内到期 {len(report.due_soon)} 条，"
-        f"已发送未确认 {len(report.unconfirmed)} 条，待发送的更正 {report.corrections_pending} 条。",
+        f"审核中已逾期 {len(report.review_overdue)} 张；"
+        f"未送达 {len(report.undelivered)} 条，已发送待确认 {len(report.unconfirmed)} 条，"
+        f"待发送的更正 {report.corrections_pending} 条。",
         f"transmission deadlines: {len(report.overdue)} overdue, {len(report.due_soon)} due within {hours} h, "
-        f"{len(report.unconfirmed)} sent and not acknowledged, {report.corrections_pending} corrections queued",
+        f"{len(report.review_overdue)} in review past their deadline; {len(report.undelivered)} not delivered yet, "
+        f"{len(report.unconfirmed)} sent and awaiting acknowledgement, {report.corrections_pending} corrections queued",
     )
     _say_items(report.overdue, "已逾期", "overdue", report.now)
     _say_items(report.due_soon, "即将到期", "due soon", report.now)
-    _say_items(report.unconfirmed, "未确认", "not acknowledged", report.now)
+    _say_undelivered(store, report.undelivered)
+    _say_items(report.unconfirmed, "已发送待确认", "sent, awaiting acknowledgement", report.now)
     if report.review_overdue:
         ids = ", ".join(str(item.card_id) for item in report.review_overdue[:MAX_LISTED_RECORDS])
         more = len(report.review_overdue) - MAX_LISTED_RECORDS
         tail = f" …(+{more})" if more > 0 else ""
         say(
-            f"注意：{len(report.review_overdue)} 张尚未审核的卡片已过上报期限，请尽快审核：卡片 {ids}{tail}",
-            f"note: {len(report.review_overdue)} cards not yet approved are past their deadline; review them: {ids}{tail}",
+            f"  审核中已逾期：{len(report.review_overdue)} 张尚未审核的卡片已过上报期限，请尽快审核：卡片 {ids}{tail}",
+            f"  in review past deadline: {len(report.review_overdue)} cards not yet approved are past their "
+            f"deadline; review them: {ids}{tail}",
         )
     if report.has_overdue:
         raise typer.Exit(ExitCode.OVERDUE)
+
+
+def _say_undelivered(store, items) -> None:
+    """Print one line per batch whose records have not reached the office, with its latest error."""
+    from ocr.transmit.outbox import error_text, get_batch
+
+    counts: dict[int, int] = {}
+    for item in items:
+        counts[item.batch_id] = counts.get(item.batch_id, 0) + 1
+    for batch_id, count in counts.items():
+        batch = get_batch(store, str(batch_id))
+        error = error_text(batch.last_error, _state["lang"]) if batch else None
+        attempts = batch.attempts if batch else 0
+        if error:
+            # The stored error already states that the next run sends the batch again.
+            say(
+                f"  未送达：批次 {batch_id}（{count} 条，已尝试 {attempts} 次）。最后一次错误：{error}",
+                f"  not delivered: batch {batch_id} ({count} records, {attempts} attempt(s)); last error: {error}",
+            )
+            continue
+        if attempts:
+            zh_reason, en_reason = f"已尝试 {attempts} 次，发送中被中断", f"{attempts} attempt(s), interrupted"
+        else:
+            zh_reason, en_reason = "尚未发送：运行被中断或尚未运行", "not sent yet: the run was interrupted or has not run"
+        say(
+            f"  未送达：批次 {batch_id}（{count} 条，{zh_reason}）。请重新运行 python -m ocr transmit。",
+            f"  not delivered: batch {batch_id} ({count} records, {en_reason}); run python -m ocr transmit again",
+        )
 
 
 @app.command()
@@ -373,9 +510,14 @@ def transmit(
     if list_batches:
         _say_batches(store)
         return
-    from ocr.transmit.runner import run_transmit
+    from ocr.transmit.runner import TransmitReport, run_transmit
 
-    report = run_transmit(store, settings, registry=load_registry(tuple(_folders(templates))))
+    report = TransmitReport()
+    try:
+        run_transmit(store, settings, registry=load_registry(tuple(_folders(templates))), report=report)
+    except KeyboardInterrupt:
+        _say_transmit_interrupted(report)
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     if report.approved:
         say(f"自动通过的卡片已审核通过：{report.approved} 张。", f"auto-accepted cards approved: {report.approved}")
     say(
@@ -400,6 +542,21 @@ def transmit(
         say(f"已删除超过保存期限的归档：{result.cards} 张卡片。", f"expired archive folders deleted: {result.cards} cards")
     if report.failed:
         raise typer.Exit(ExitCode.PARTIAL)
+
+
+def _say_transmit_interrupted(report) -> None:
+    """Tell what an interrupted run delivered, and that running it again is safe."""
+    in_flight_zh = f"批次 {report.in_flight} 发送中被中断，" if report.in_flight is not None else ""
+    in_flight_en = f"batch {report.in_flight} was interrupted while being sent; " if report.in_flight is not None else ""
+    warn(
+        f"transmit 已中断：已确认 {len(report.acknowledged)} 个批次，等待人工确认 {len(report.awaiting_confirmation)} 个，"
+        f"失败 {len(report.failed)} 个；{in_flight_zh}其余批次均已保留。重新运行 python -m ocr transmit 会继续发送，"
+        "每个批次沿用同一幂等键，接收方据此识别重发。",
+        f"transmit interrupted: {len(report.acknowledged)} batches acknowledged, "
+        f"{len(report.awaiting_confirmation)} awaiting manual confirmation, {len(report.failed)} failed; "
+        f"{in_flight_en}the other batches are kept; running python -m ocr transmit again resumes, and each batch "
+        "keeps its idempotency key, by which the receiver recognises a re-send",
+    )
 
 
 def _say_batches(store) -> None:

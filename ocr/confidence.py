@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import func, select
 
-from models.card import CardStatus, FieldResult
+from models.card import CardStatus, FieldResult, join_reasons
 from models.card_type import CardTypeSpec, FieldKind, FieldSpec
 from models.template import Calibration, LogisticModel
 from ocr.engines import OcrEngine, get_engine
@@ -150,7 +150,7 @@ def decide(
         engine=read.engine if read else "",
         box=read.box if read else None,
         needs_review=bool(codes),
-        reason="；".join(dict.fromkeys(reasons)),
+        reason=join_reasons(reasons),
         reason_codes=list(dict.fromkeys(codes)),
     )
 

@@ -8,7 +8,7 @@ One bad file never stops a batch: ``iter_pages`` yields an ``IngestFailure``
 that names the file (and page) and gives the reason in Chinese and English,
 then goes on with the next file. The file format is sniffed from the content,
 so a PNG saved as ``.jpg`` still reads. The suffix only decides which files a
-folder scan picks up.
+folder scan reads, and which it reports as unsupported.
 """
 
 from __future__ import annotations
@@ -148,21 +148,57 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+# Photo formats of phones: iPhones save HEIC unless the camera is set to "Most Compatible".
+_PHONE_PHOTO_SUFFIXES = frozenset({".heic", ".heif"})
+# Files that a browser, a copy tool or a scanner is still writing.
+_PARTIAL_SUFFIXES = frozenset({".part", ".crdownload", ".download", ".partial", ".tmp"})
+# Files a folder of scans often contains that are no scan: a folder walk passes them over
+# without a report. Every other unsupported file in a folder is reported as skipped.
+_UNRELATED_SUFFIXES = frozenset(
+    {".txt", ".md", ".csv", ".json", ".xml", ".log", ".ini", ".toml", ".yaml", ".yml", ".db", ".lnk", ".url"}
+)
+_UNRELATED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
+
+
 def _unsupported_failure(path: Path) -> IngestFailure:
     suffix = path.suffix or "（无扩展名）"
     suffix_en = path.suffix or "(no suffix)"
+    lower = path.suffix.lower()
+    if lower in _PHONE_PHOTO_SUFFIXES:
+        return IngestFailure(
+            path,
+            f"不支持手机照片格式 {suffix}：请在手机上将照片导出为 JPEG 后重新导入，"
+            "或在 iPhone 的“设置-相机-格式”中选择“兼容性最佳”后重新拍摄",
+            f"the phone photo format {suffix_en} is not supported: export the photo as JPEG on the phone and "
+            "import it again, or set Settings > Camera > Formats to Most Compatible on the iPhone and take it again",
+        )
+    if lower in _PARTIAL_SUFFIXES:
+        return IngestFailure(
+            path,
+            f"文件尚未下载或复制完成（{suffix}）：请等待下载或复制完成后重新运行同一命令",
+            f"the file is not completely downloaded or copied yet ({suffix_en}): wait until it is complete "
+            "and run the same command again",
+        )
     return IngestFailure(
         path,
-        f"不支持的文件类型 {suffix}，请提供 JPEG、PNG、TIFF 或 PDF 文件",
-        f"unsupported file type {suffix_en}; provide a JPEG, PNG, TIFF or PDF file",
+        f"不支持的文件类型 {suffix}，请另存为 JPEG、PNG、TIFF 或 PDF 文件后重新导入",
+        f"unsupported file type {suffix_en}; save it as a JPEG, PNG, TIFF or PDF file and import it again",
     )
 
 
-def _walk_folder(folder: Path) -> list[Path]:
-    """List supported, non-hidden files under ``folder``, sorted by path.
+def _is_unrelated(name: str) -> bool:
+    """Return whether a file in a scan folder is evidently no scan, so skipping it needs no report."""
+    return name.lower() in _UNRELATED_NAMES or Path(name).suffix.lower() in _UNRELATED_SUFFIXES
 
-    Symbolic links to folders are not followed, so a link loop cannot make the
-    scan run forever.
+
+def _walk_folder(folder: Path) -> list[Path | IngestFailure]:
+    """List the files under ``folder`` to read, and a failure for each unsupported one, sorted by path.
+
+    Hidden files and folders are passed over, and so are files that are evidently
+    no scan (see ``_is_unrelated``). Every other file with an unsupported suffix
+    becomes an ``IngestFailure``, so a photo in a format this reader lacks is
+    reported, not lost. Symbolic links to folders are not followed, so a link
+    loop cannot make the scan run forever.
     """
     found: list[Path] = []
     for root, dirs, files in os.walk(folder):
@@ -171,9 +207,12 @@ def _walk_folder(folder: Path) -> list[Path]:
             if _is_hidden(name):
                 continue
             path = Path(root) / name
-            if path.suffix.lower() in SUPPORTED_SUFFIXES:
+            if path.suffix.lower() in SUPPORTED_SUFFIXES or not _is_unrelated(name):
                 found.append(path)
-    return sorted(found)
+    return [
+        path if path.suffix.lower() in SUPPORTED_SUFFIXES else _unsupported_failure(path)
+        for path in sorted(found)
+    ]
 
 
 def _collect_in_order(paths: Iterable[str | Path]) -> list[Path | IngestFailure]:
@@ -181,23 +220,23 @@ def _collect_in_order(paths: Iterable[str | Path]) -> list[Path | IngestFailure]
     items: list[Path | IngestFailure] = []
     seen: set[Path] = set()
 
-    def add(path: Path) -> None:
-        resolved = path.resolve()
+    def add(item: Path | IngestFailure) -> None:
+        resolved = (item.source if isinstance(item, IngestFailure) else item).resolve()
         if resolved in seen:
             return
         seen.add(resolved)
-        items.append(path)
+        items.append(item)
 
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for file_path in _walk_folder(path):
-                add(file_path)
+            for found in _walk_folder(path):
+                add(found)
         elif not path.exists():
             items.append(IngestFailure(path, "文件不存在，请检查路径", "file not found; check the path"))
         elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            # A file named explicitly is reported, unlike one skipped in a folder.
-            items.append(_unsupported_failure(path))
+            # A file named explicitly is reported even where a folder walk would pass it over.
+            add(_unsupported_failure(path))
         else:
             add(path)
     return items
@@ -207,9 +246,10 @@ def collect_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[IngestF
     """Expand files and folders into the list of input files to read.
 
     Folders are searched recursively, in sorted path order. Hidden files and
-    folders (names starting with ".") and files with unsupported suffixes are
-    skipped there. A file named explicitly that is missing or has an
-    unsupported suffix becomes an ``IngestFailure``. A file reached twice (for
+    folders (names starting with ".") and files that are evidently no scan
+    (notes, spreadsheets, ``Thumbs.db``) are skipped there. Any other file with
+    an unsupported suffix, in a folder or named explicitly, and a missing file
+    named explicitly, becomes an ``IngestFailure``. A file reached twice (for
     example named directly and inside a listed folder) is listed once, where it
     first appears.
 

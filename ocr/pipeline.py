@@ -20,11 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.card import Extraction, FieldResult
+from models.card import Extraction, FieldResult, join_reasons
 from models.card_type import UNKNOWN_CARD_TYPE, FieldSpec
 from ocr.candidates import candidates_for
 from ocr.confidence import CardDecision, FieldHistory, decide_card, field_history
-from ocr.errors import InputFileError
+from ocr.errors import DuplicateScanError, InputFileError, os_error_reason
 from ocr.engines import OcrEngine, TextLine, _rect_points, get_engine
 from ocr.ingest import IngestFailure, Page, iter_pages
 from ocr.layout import read_labelled_values
@@ -166,7 +166,7 @@ def _labelled_fields(lines: list[TextLine], registry: Registry) -> dict[str, Fie
             engine="",
             box=(int(x0), int(y0), int(x1), int(y1)),
             needs_review=True,
-            reason="；".join(reasons),
+            reason=join_reasons(reasons),
             reason_codes=["unknown_layout"] + [p.code for p in problems],
         )
     return fields
@@ -334,13 +334,20 @@ def ingest_paths(
             log.info("page skipped as duplicate page=%s card=%s", item.key[:12], existing)
             continue
 
-        card_id = store.add_card(
-            batch=batch,
-            content_key=item.key,
-            extraction=result.extraction,
-            original_png=result.original_png or _png(item.image),
-            straight_png=result.straight_png(),
-        )
+        try:
+            card_id = store.add_card(
+                batch=batch,
+                content_key=item.key,
+                extraction=result.extraction,
+                original_png=result.original_png or _png(item.image),
+                straight_png=result.straight_png(),
+            )
+        except DuplicateScanError as exc:
+            # Another station stored the same page after the look-up above: a duplicate, as on a rerun.
+            report.duplicates += 1
+            report.duplicate_of.append((str(item.source), item.page, exc.card_id or 0))
+            log.info("page stored by another station meanwhile page=%s card=%s", item.key[:12], exc.card_id)
+            continue
         report.stored += 1
         report.card_ids.append(card_id)
         report.needs_review += int(result.extraction.needs_review)
@@ -386,7 +393,7 @@ def extract_paths(
     try:
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
-        raise InputFileError(str(out_dir), f"无法创建输出目录（{exc.strerror or exc}），请换一个 --out 目录", str(exc)) from exc
+        raise InputFileError(str(out_dir), f"无法创建输出目录（{os_error_reason(exc)[0]}），请换一个 --out 目录", str(exc)) from exc
     report = RunReport()
     written: set[str] = set()
 

@@ -71,12 +71,18 @@ class _ChildError:
 _child: dict[str, object] = {}
 
 
-def _start_child(engine_name: str, template_dirs: tuple[str, ...], threads: int, history: dict | None) -> None:
-    """Load the engine and registry once per pool process."""
+def _start_child(
+    engine_name: str, template_dirs: tuple[str, ...], threads: int, history: dict | None, parent_pid: int
+) -> None:
+    """Load the engine and registry once per pool process, and end the process when ``parent_pid`` dies."""
     # A spawned process starts with the standard record factory, so it masks its own logs.
     from ocr.logmask import install as install_log_masking
+    from ocr.worker import stop_with_parent
 
     install_log_masking()
+    # A parent stopped by SIGKILL, SIGTERM or SIGHUP shuts no pool down. Without this, each pool
+    # process (hundreds of MiB with its engine) would live on under init, blocked writing a result.
+    stop_with_parent(parent_pid)
     # The engine reads this variable when it is built; a value the user set wins.
     os.environ.setdefault("HUKA_OCR_THREADS", str(threads))
     import cv2
@@ -193,7 +199,7 @@ def _in_pool(
         max_workers=workers,
         mp_context=context,
         initializer=_start_child,
-        initargs=(engine_name, folders, share.threads, history),
+        initargs=(engine_name, folders, share.threads, history, os.getpid()),
         max_tasks_per_child=PAGES_PER_PROCESS,
     ) as pool:
         pending: deque[tuple[Page | IngestFailure, Future | None]] = deque()

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.card_type import UNKNOWN_CARD_TYPE
 from ocr.crypto import read_stored_file
-from ocr.errors import CardCaptureError, StoreError
+from ocr.errors import CardCaptureError, DuplicateScanError, StoreError
 from ocr.ingest import IngestFailure, Page, iter_pages
 from ocr.pipeline import _png
 from ocr.store import Base, CardRow, ScanRow, Store
@@ -87,8 +87,9 @@ class EnqueueReport:
     queued: int = 0
     duplicates: int = 0
     failures: list[IngestFailure] = field(default_factory=list)
-    # (source file, page, id of the card stored before or 0 while it waits for OCR) per duplicate page.
-    duplicate_of: list[tuple[str, int, int]] = field(default_factory=list)
+    # (source file, page, id of the card stored before or None while it waits for OCR, id of the
+    # stored scan) per duplicate page.
+    duplicate_of: list[tuple[str, int, int | None, int | None]] = field(default_factory=list)
     scan_ids: list[int] = field(default_factory=list)
 
 
@@ -130,9 +131,9 @@ def enqueue_paths(
                         QueuedScanRow(scan_id=new_id, batch=batch, engine=engine_name)
                     ),
                 )
-            except StoreError:
+            except DuplicateScanError as exc:
                 # Another station stored the same page between the look-up and the insert.
-                existing = store.find_scan_id(item.key)
+                existing = exc.scan_id
             else:
                 report.queued += 1
                 report.scan_ids.append(scan_id)
@@ -141,7 +142,7 @@ def enqueue_paths(
                 continue
 
         report.duplicates += 1
-        report.duplicate_of.append((str(item.source), item.page, store.find_scan(item.key) or 0))
+        report.duplicate_of.append((str(item.source), item.page, store.find_scan(item.key), existing))
         log.info("page skipped as duplicate page=%s scan=%s", item.key[:12], existing)
     log.info("queue ingest finished batch=%s pages=%d queued=%d duplicates=%d", batch, report.pages, report.queued, report.duplicates)
     return report
@@ -269,7 +270,8 @@ def process_queued_scan(store: Store, scan_id: int, read: Callable[[Page, str], 
                 session.execute(
                     update(QueuedScanRow).where(QueuedScanRow.scan_id == scan_id).values(last_error=message[:2000])
                 )
-        log.error("queued scan attempt %d failed scan=%s: %s", queued.attempts, scan_id, type(exc).__name__)
+        # The message names the failure without field values; ocr.logmask masks any that slip in.
+        log.error("queued scan attempt %d failed scan=%s: %s", queued.attempts, scan_id, message)
         if last:
             return ScanOutcome(scan_id, "failed")
         raise

@@ -13,8 +13,11 @@ rejected with :class:`StaleVersionError`.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -42,10 +45,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from models.batch import AuditEvent, BatchSummary, CardDetail, CardSummary
 from models.card import CardStatus, Extraction, FieldResult
 from ocr.crypto import EncryptedJSON, EncryptedText, check_store_key, encrypt_file_bytes, encryption_enabled
-from ocr.errors import StaleVersionError, StoreError
+from ocr.errors import DuplicateScanError, StaleVersionError, StoreError, os_error_reason
 from ocr.migrations import upgrade as upgrade_schema
 
-__all__ = ["Store", "default_data_dir", "default_db_url", "normalize_db_url"]
+__all__ = ["DISK_FULL_ERRNOS", "Store", "default_data_dir", "default_db_url", "disk_full_error", "normalize_db_url"]
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +332,26 @@ class EncryptionKeyCheckRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
 
 
+def _make_owner_only(path: Path) -> None:
+    """Set an existing database file to owner-only; a file that cannot be changed (a read-only backup) is logged."""
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != 0o600:
+            os.chmod(path, 0o600)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        log.warning("database file mode not changed path=%s error=%s", path, exc.strerror or exc)
+
+
+def _read_only_folder(folder: Path) -> bool:
+    """Return True when ``folder`` lies on a read-only file system or this process may not write in it."""
+    try:
+        read_only_mount = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+    return read_only_mount or not os.access(folder, os.W_OK)
+
+
 def _enable_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -376,7 +399,7 @@ class Store:
                 folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             except OSError as exc:
                 raise StoreError(
-                    f"无法创建数据目录 {folder}：{exc.strerror or exc}。请检查 --data-dir 或 --db 的路径。",
+                    f"无法创建数据目录 {folder}：{os_error_reason(exc)[0]}。请检查 --data-dir 或 --db 的路径。",
                     f"cannot create data folder {folder}: {exc.strerror or exc}; check --data-dir or --db",
                 ) from exc
 
@@ -401,9 +424,16 @@ class Store:
             if db_file is not None:
                 # The database contains names and document numbers, so it is owner-only, like the folders.
                 for path in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
-                    if path.exists():
-                        os.chmod(path, 0o600)
+                    _make_owner_only(path)
         except OperationalError as exc:
+            if db_file is not None and _read_only_folder(db_file.parent):
+                raise StoreError(
+                    f"无法打开数据库 {db_file}：所在目录 {db_file.parent} 是只读的。SQLite 数据库即使只读取，"
+                    "也要在同一目录中写入 -wal 和 -shm 文件。请以可写方式挂载此目录，或把整个数据目录复制到可写的位置再运行。",
+                    f"cannot open database {db_file}: its folder {db_file.parent} is read-only, and SQLite writes "
+                    "its -wal and -shm files beside the database even to read it; mount the folder writable, or copy "
+                    "the whole data folder to a writable place and run the command there",
+                ) from exc
             raise StoreError(
                 f"无法打开数据库 {self.engine.url.render_as_string(hide_password=True)}：{exc.orig}。"
                 "请检查路径或服务器是否可用。",
@@ -418,8 +448,24 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            yield session
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            if _is_disk_full(exc):
+                raise self._database_full_error(exc) from exc
+            raise
+
+    def _database_full_error(self, exc: OperationalError) -> StoreError:
+        if self.url.startswith("sqlite:///"):
+            return disk_full_error(Path(self.url.removeprefix("sqlite:///")).absolute().parent, str(exc.orig))
+        server = self.engine.url.render_as_string(hide_password=True)
+        return StoreError(
+            f"数据库服务器 {server} 的磁盘已满，本页未入库，已入库的卡片不受影响。"
+            "请让管理员释放服务器磁盘空间后重新运行同一命令，已入库的页会被跳过。",
+            f"the disk of the database server {server} is full; this page was not stored and stored cards are "
+            "kept; have the administrator free space on the server and run the same command again",
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -473,19 +519,39 @@ class Store:
         # A store opened with create off has not created images/ (the key commands write files).
         self.image_dir.mkdir(exist_ok=True, mode=0o700)
         path = self.image_dir / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
-            handle.write(encrypt_file_bytes(data))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        # The rename must reach the disk before the database row that points at the file commits.
-        folder = os.open(self.image_dir, os.O_RDONLY)
+        # A name of its own per write: two stations storing the same page at the same moment
+        # write the same image name, and a shared temporary file would be truncated under the other.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
         try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+                handle.write(encrypt_file_bytes(data))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+            # The rename must reach the disk before the database row that points at the file commits.
+            folder = os.open(self.image_dir, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in DISK_FULL_ERRNOS:
+                raise disk_full_error(self.image_dir, exc.strerror or str(exc)) from exc
+            raise
         return str(path)
+
+    def _duplicate_error(self, content_key: str) -> DuplicateScanError | None:
+        """Return the error for a unique-key conflict when a scan with ``content_key`` exists, else None."""
+        with self.session() as session:
+            found = session.execute(
+                select(ScanRow.id, CardRow.id)
+                .outerjoin(CardRow, CardRow.scan_id == ScanRow.id)
+                .where(ScanRow.content_key == content_key)
+            ).first()
+        if found is None:
+            return None
+        return DuplicateScanError(content_key, found[0], found[1])
 
     def add_scan(
         self,
@@ -512,10 +578,8 @@ class Store:
                     on_stored(session, scan.id)
                 scan_id = scan.id
         except IntegrityError as exc:
-            raise StoreError(
-                f"该扫描页已入库（{content_key[:12]}…），未重复保存。",
-                f"scan {content_key[:12]}… is stored already",
-            ) from exc
+            # Another station stored the same page between this run's look-up and this insert.
+            raise self._duplicate_error(content_key) or _integrity_error(content_key, exc) from exc
         log.info("scan stored id=%s page=%s", scan_id, content_key[:12])
         return scan_id
 
@@ -596,10 +660,8 @@ class Store:
                     on_stored(session, card.id)
                 card_id = card.id
         except IntegrityError as exc:
-            raise StoreError(
-                f"该扫描页已入库（{content_key[:12]}…），未重复保存。",
-                f"scan {content_key[:12]}… is stored already",
-            ) from exc
+            # Another station stored the same page between this run's look-up and this insert.
+            raise self._duplicate_error(content_key) or _integrity_error(content_key, exc) from exc
         log.info("card stored id=%s batch=%s status=%s", card_id, batch, status)
         return card_id
 
@@ -792,6 +854,44 @@ class Store:
                     session.add(AuditRow(card_id=card_id, actor=actor, action="export", new_value=export_file))
         log.info("cards exported count=%d", moved)
         return moved
+
+
+# errno values of a write that failed for lack of space: the disk is full, or the user's quota is used up.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+# SQLite's result code SQLITE_FULL and PostgreSQL's SQLSTATE disk_full.
+_SQLITE_FULL = 13
+_POSTGRES_DISK_FULL = "53100"
+
+
+def _is_disk_full(exc: OperationalError) -> bool:
+    """Return whether a database error means that the disk holding the database is full."""
+    orig = exc.orig
+    if getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL:
+        return True
+    if getattr(orig, "sqlstate", None) == _POSTGRES_DISK_FULL:
+        return True
+    return isinstance(orig, OSError) and orig.errno in DISK_FULL_ERRNOS
+
+
+def disk_full_error(folder: Path, reason: str) -> StoreError:
+    """Return the error for a write to ``folder`` that failed because its disk is full; ``reason`` is the system's text."""
+    return StoreError(
+        f"磁盘已满，无法在 {folder} 写入数据（{reason}）。本页未入库，已入库的卡片不受影响。"
+        "请释放该磁盘的空间后重新运行同一命令，已入库的页会被跳过。",
+        f"the disk is full: cannot write to {folder} ({reason}); this page was not stored and stored cards "
+        "are kept; free space on that disk and run the same command again, stored pages are skipped",
+    )
+
+
+def _integrity_error(content_key: str, exc: IntegrityError) -> StoreError:
+    return StoreError(
+        f"扫描页 {content_key[:12]}… 无法保存：数据库拒绝了这条记录（{type(exc.orig).__name__}）。"
+        "请运行 python -m ocr check 检查数据库。",
+        f"scan {content_key[:12]}… not stored: the database rejected the row ({type(exc.orig).__name__}); "
+        "run python -m ocr check",
+    )
 
 
 def _field_row(card_id: int, position: int, key: str, result: FieldResult) -> FieldRow:

@@ -40,7 +40,7 @@ import numpy as np
 from models.card_type import CardTypeSpec, FieldKind, FieldSpec
 from models.template import Box, Template, TemplateField
 from ocr.engines import OcrEngine, TextLine, get_engine
-from ocr.errors import InputFileError, TemplateError
+from ocr.errors import InputFileError, TemplateError, os_error_reason
 from ocr.ingest import IngestFailure, iter_pages
 from ocr.layout import MIN_ANCHORS, MIN_LABEL_SIMILARITY, clean_text, label_similarity, match_layout
 from ocr.locate import PAGE_OCR_MAX_SIDE, read_page_scaled
@@ -1023,7 +1023,7 @@ def write_template(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TemplateError(
-            f"无法创建目录 {out_dir}：{exc.strerror or exc}。请换一个 --out 目录。",
+            f"无法创建目录 {out_dir}：{os_error_reason(exc)[0]}。请换一个 --out 目录。",
             f"cannot create folder {out_dir}: {exc.strerror or exc}",
         ) from exc
     text = json.dumps(template.model_dump(mode="json"), ensure_ascii=False, indent=1) + "\n"

@@ -26,6 +26,7 @@ from ocr.normalize import DOCUMENT_TYPES, ID_TYPES, VISA_TYPES
 
 __all__ = [
     "CATEGORY_LABELS_ZH",
+    "CONFIRMABLE_CODES",
     "CROSS_RULES",
     "ETHNIC_GROUPS",
     "Problem",
@@ -47,6 +48,12 @@ ETHNIC_GROUPS = frozenset(
 )
 
 MAX_AGE_YEARS = 120
+
+# Problem codes that a reviewer may confirm as true, with a written reason, so the card can be approved.
+# They describe a real situation, not a misreading: a guest's visa or permitted stay can end before
+# the booked departure. A departure before arrival, a birth date in the future or an invalid number
+# format or check character is never true, so those rules are not listed and must be corrected.
+CONFIRMABLE_CODES = frozenset({"valid_until_before_departure"})
 PERMIT_TYPES = ("hk_macao_permit", "taiwan_permit")
 HK_MACAO_TAIWAN = ("HKG", "MAC", "TWN")
 

@@ -7,6 +7,12 @@ Showing an editable card holds it for the signed-in user (see
 :mod:`review_app.card_hold`); while someone else holds it, the card is shown
 read-only with the holder's name, and a supervisor may release the hold.
 
+An exported (or approved) card can still be corrected or rejected, but not
+approved again: the next export writes the correction or the cancellation. A
+rule problem that describes a real situation (a visa that ends before
+departure, a serial shared with another card) can be confirmed as true with a
+written reason, which lets the card be approved.
+
 Keys: Enter in a field saves, Alt+A approves, Alt+N and Alt+P move to the next
 and previous field that needs attention, Alt+Q goes back. A click on a box in
 the scan jumps to that field's input.
@@ -27,7 +33,17 @@ from models.card_type import CardTypeSpec, FieldSpec
 from ocr.accounts import Role, role_allows
 from ocr.errors import CardCaptureError, StaleVersionError, StoreError
 from ocr.holds import CardHeldError, release_hold
-from ocr.review import REJECT_REASONS, approve_card, correct_fields, illegible_keys, reject_card
+from ocr.review import (
+    REJECT_REASONS,
+    approve_card,
+    confirm_values,
+    confirmable_codes,
+    correct_fields,
+    duplicate_serial_cards,
+    illegible_keys,
+    reject_card,
+    revalidate,
+)
 from ocr.store import PIPELINE_ACTOR
 from review_app.card_hold import drop_hold, hold_card
 from review_app.keys import Shortcut, keyboard_bridge
@@ -54,20 +70,24 @@ from review_app.session import (
 )
 from review_app.texts import status_label
 
-__all__ = ["EDITABLE_STATUSES", "RETURN_KEY", "entries_to_send", "field_widget_key", "open_card_from", "render_card"]
+__all__ = ["CORRECTABLE_STATUSES", "EDITABLE_STATUSES", "RETURN_KEY", "entries_to_send", "field_widget_key", "open_card_from", "render_card"]
 
 # States in which a reviewer may change a card. approve_card accepts the same states.
 EDITABLE_STATUSES = (CardStatus.NEEDS_REVIEW, CardStatus.AUTO_ACCEPTED, CardStatus.EXTRACTED)
+# States in which a reviewer may correct or reject a card. Only those of EDITABLE_STATUSES can be approved.
+CORRECTABLE_STATUSES = (*EDITABLE_STATUSES, CardStatus.APPROVED, CardStatus.EXPORTED)
 
 log = logging.getLogger(__name__)
 
 REJECT_TEXT_IDS = {"rescan": "reject_rescan", "front_desk": "reject_front_desk"}
 REJECT_KIND_KEY = "reject_kind"
 REJECT_NOTE_KEY = "reject_note"
+CONFIRM_KEY = "confirm_true"
+CONFIRM_NOTE_KEY = "confirm_note"
 # URL path of the page to go back to after approving or rejecting, when the card was opened from another page.
 RETURN_KEY = "card_return_page"
-# Audit actions by which a person set or confirmed a field's value.
-PERSON_ACTIONS = ("correct", "confirm", "approve")
+# Audit actions by which a person set or confirmed a field's value, or confirmed its rule problem as true.
+PERSON_ACTIONS = ("correct", "confirm", "approve", "confirm_rule")
 
 
 def field_widget_key(key: str) -> str:
@@ -204,11 +224,27 @@ def _show_card_header(card: CardDetail, spec: CardTypeSpec | None) -> None:
     )
 
 
-def _show_card_reasons(card: CardDetail) -> None:
-    if not card.card_reasons:
+def _show_card_reasons(card: CardDetail, duplicates: list[int]) -> None:
+    reasons = list(card.card_reasons)
+    if duplicates:
+        reasons.append(tr("duplicate_serial", card_ids="、".join(map(str, duplicates))))
+    if not reasons:
         return
-    items = "\n".join(f"- {reason}" for reason in card.card_reasons)
+    items = "\n".join(f"- {reason}" for reason in reasons)
     st.warning(f"**{tr('card_reasons')}**\n\n{items}")
+
+
+def _card_duplicates(context: PageContext, card: CardDetail) -> list[int]:
+    """Return the other cards, not rejected, with this card's serial; [] for a rejected card."""
+    if card.status == CardStatus.REJECTED:
+        return []
+    return duplicate_serial_cards(context.store, card)
+
+
+def _has_confirmable(context: PageContext, card: CardDetail, duplicates: list[int]) -> bool:
+    """Return whether the card has an open problem that a reviewer may confirm as true."""
+    results = revalidate(card, card.values(), set(), context.registry, duplicates=duplicates)
+    return bool(confirmable_codes(results))
 
 
 def _corrected_keys(context: PageContext, card: CardDetail) -> set[str]:
@@ -310,19 +346,32 @@ def entries_to_send(card: CardDetail, typed: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in typed.items() if key in flagged or value != card.fields[key].value}
 
 
-def _save(context: PageContext, card: CardDetail) -> int:
-    """Save the form's corrections on top of the loaded version and return the card's version afterwards."""
+def _save(context: PageContext, card: CardDetail, confirm_note: str | None = None) -> int:
+    """Save the form's corrections on top of the loaded version and return the card's version afterwards.
+
+    With ``confirm_note``, the card's confirmable problems are then confirmed as true with that reason.
+    """
     entries = entries_to_send(card, _typed_values(card, context))
-    if not entries:
-        return card.version
-    return correct_fields(
-        context.store,
-        card.id,
-        entries,
-        actor=context.user.name,
-        expected_version=card.version,
-        registry=context.registry,
-    )
+    version = card.version
+    if entries:
+        version = correct_fields(
+            context.store,
+            card.id,
+            entries,
+            actor=context.user.name,
+            expected_version=version,
+            registry=context.registry,
+        )
+    if confirm_note is not None:
+        version = confirm_values(
+            context.store,
+            card.id,
+            note=confirm_note,
+            actor=context.user.name,
+            expected_version=version,
+            registry=context.registry,
+        )
+    return version
 
 
 def _show_action_error(card: CardDetail, action: str, exc: CardCaptureError) -> None:
@@ -332,9 +381,9 @@ def _show_action_error(card: CardDetail, action: str, exc: CardCaptureError) -> 
         st.button(tr("reload"), key="reload_card", on_click=_forget_loaded)
 
 
-def _handle_save(context: PageContext, card: CardDetail) -> None:
+def _handle_save(context: PageContext, card: CardDetail, confirm_note: str | None) -> None:
     try:
-        version = _save(context, card)
+        version = _save(context, card, confirm_note)
     except CardCaptureError as exc:
         _show_action_error(card, "save", exc)
         return
@@ -346,9 +395,9 @@ def _handle_save(context: PageContext, card: CardDetail) -> None:
     st.rerun()
 
 
-def _handle_approve(context: PageContext, card: CardDetail) -> None:
+def _handle_approve(context: PageContext, card: CardDetail, confirm_note: str | None) -> None:
     try:
-        version = _save(context, card)
+        version = _save(context, card, confirm_note)
     except CardCaptureError as exc:
         _show_action_error(card, "save before approve", exc)
         return
@@ -413,8 +462,18 @@ def _render_reject(context: PageContext, card: CardDetail) -> None:
         _handle_reject(context, card, kind, note)
 
 
-def _render_editor(context: PageContext, card: CardDetail, spec: CardTypeSpec, scan: Image.Image | None) -> list[str]:
-    """Show the form of all fields with save and approve; return the input keys that Alt+N and Alt+P visit."""
+def _render_editor(
+    context: PageContext,
+    card: CardDetail,
+    spec: CardTypeSpec,
+    scan: Image.Image | None,
+    duplicates: list[int],
+) -> list[str]:
+    """Show the form of all fields with save and approve; return the input keys that Alt+N and Alt+P visit.
+
+    An approved or exported card gets no approve button. A card with a problem
+    that may be confirmed as true gets the checkbox and reason to confirm it.
+    """
     to_check = _review_keys(card, spec, _corrected_keys(context, card))
     others = [key for key in card.fields if key not in to_check and key in spec.keys]
     flagged_count = sum(1 for key in to_check if card.fields[key].needs_review)
@@ -427,16 +486,27 @@ def _render_editor(context: PageContext, card: CardDetail, spec: CardTypeSpec, s
             _show_flagged_field(card, spec.field(key), scan)
         _show_other_fields(others, spec)
 
+        confirm, reason = False, ""
+        if _has_confirmable(context, card, duplicates):
+            confirm = st.checkbox(tr("confirm_true"), key=CONFIRM_KEY)
+            reason = st.text_input(tr("confirm_reason"), key=CONFIRM_NOTE_KEY, placeholder=tr("confirm_reason_help"))
+
         save_column, approve_column = st.columns(2)
         # Enter in a form field clicks the form's first submit button (st.form docs,
         # Streamlit 1.67), so with Save first, Enter saves and never approves.
         save = save_column.form_submit_button(tr("save"), key="save", width="stretch")
-        approve = approve_column.form_submit_button(tr("approve"), key="approve", type="primary", width="stretch")
+        approve = False
+        if card.status in EDITABLE_STATUSES:
+            approve = approve_column.form_submit_button(tr("approve"), key="approve", type="primary", width="stretch")
 
+    if (save or approve) and confirm and not reason.strip():
+        st.error(tr("confirm_reason_missing"))
+        return [field_widget_key(key) for key in to_check]
+    confirm_note = reason.strip() if confirm else None
     if save:
-        _handle_save(context, card)
+        _handle_save(context, card, confirm_note)
     elif approve:
-        _handle_approve(context, card)
+        _handle_approve(context, card, confirm_note)
     return [field_widget_key(key) for key in to_check]
 
 
@@ -478,10 +548,11 @@ def render_card(context: PageContext, card_id: int) -> None:
     spec = context.registry.card_types.get(card.card_type)
     _show_card_header(card, spec)
     show_flash()
-    _show_card_reasons(card)
+    duplicates = _card_duplicates(context, card) if spec is not None else []
+    _show_card_reasons(card, duplicates)
 
     scan = load_scan(card.straight_image)
-    if card.status not in EDITABLE_STATUSES:
+    if card.status not in CORRECTABLE_STATUSES:
         st.info(tr("not_reviewable", status=status_label(card.status, lang())))
         _show_scan(context, card, spec, scan)
         return
@@ -492,6 +563,8 @@ def render_card(context: PageContext, card_id: int) -> None:
         return
 
     st.caption(tr("card_keys"))
+    if card.status == CardStatus.EXPORTED:
+        st.info(tr("exported_correction"))
     if spec is None:
         st.error(tr("unknown_type", card_type=card.card_type))
         st.text_area(tr("full_text"), value=card.full_text, height=240, disabled=True, key="full_text")
@@ -504,7 +577,7 @@ def render_card(context: PageContext, card_id: int) -> None:
     with scan_column:
         _show_scan(context, card, spec, scan)
     with form_column:
-        attention = _render_editor(context, card, spec, scan)
+        attention = _render_editor(context, card, spec, scan, duplicates)
         _render_reject(context, card)
     # Without flagged fields, Alt+N and Alt+P walk through every field.
     jump_keys = attention or [field_widget_key(key) for key in _form_keys(card, context)]

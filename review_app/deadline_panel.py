@@ -1,4 +1,4 @@
-"""Deadline panel of the sidebar: records due soon, overdue and sent but not confirmed.
+"""Deadline panel of the sidebar: records due soon, overdue, not delivered, and sent but not confirmed.
 
 The deadlines come from :func:`ocr.transmit.deadline.deadline_report` with the
 config file named by ``$HUKA_CONFIG`` (or ``./hukacapture.toml``); the panel
@@ -26,7 +26,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "title": ("上报期限", "Transmission deadlines"),
     "overdue": ("已逾期 {count} 条：卡片 {ids}", "{count} overdue: cards {ids}"),
     "due_soon": ("{hours} 小时内到期 {count} 条：卡片 {ids}", "{count} due within {hours} h: cards {ids}"),
-    "unconfirmed": ("已发送未确认 {count} 条：卡片 {ids}", "{count} sent, not acknowledged: cards {ids}"),
+    "unconfirmed": ("已发送待确认 {count} 条：卡片 {ids}", "{count} sent, awaiting acknowledgement: cards {ids}"),
+    "undelivered": (
+        "未送达 {count} 条：卡片 {ids}。请检查网络后再运行 transmit",
+        "{count} not delivered yet: cards {ids}; check the connection and run transmit again",
+    ),
     "review_overdue": (
         "{count} 张待审核卡片已过上报期限：卡片 {ids}",
         "{count} cards in review are past their deadline: cards {ids}",
@@ -63,11 +67,13 @@ def render_deadline_panel(store: Store) -> None:
     if report.due_soon:
         hours = f"{config.deadline.due_soon_hours:g}"
         st.sidebar.warning(_text("due_soon", hours=hours, count=len(report.due_soon), ids=_ids(report.due_soon)))
+    if report.undelivered:
+        st.sidebar.warning(_text("undelivered", count=len(report.undelivered), ids=_ids(report.undelivered)))
     if report.unconfirmed:
         st.sidebar.info(_text("unconfirmed", count=len(report.unconfirmed), ids=_ids(report.unconfirmed)))
     if report.review_overdue:
         st.sidebar.warning(
             _text("review_overdue", count=len(report.review_overdue), ids=_ids(report.review_overdue))
         )
-    if not (report.overdue or report.due_soon or report.unconfirmed or report.review_overdue):
+    if not (report.overdue or report.due_soon or report.undelivered or report.unconfirmed or report.review_overdue):
         st.sidebar.caption(_text("all_clear"))

@@ -122,6 +122,31 @@ TEXTS: dict[str, tuple[str, str]] = {
         "All text read from the page:",
     ),
     "full_text": ("识别出的全部文字", "All text read"),
+    "exported_correction": (
+        "此卡片已导出。保存的更正会在下次导出时作为更正记录写出；已上报的记录会作为更正重新上报。"
+        "退回此卡会在下次导出时写出撤销记录。",
+        "This card was exported. A saved correction is written as a correction by the next export, "
+        "and a record already sent is sent again as a correction. Rejecting it writes a cancellation at the next export.",
+    ),
+    "confirm_true": (
+        "原卡无误，确认属实（如签证在离店前到期、两张卡确为不同旅客）",
+        "The card is right: confirm as true (e.g. the visa ends before departure, the two cards are distinct guests)",
+    ),
+    "confirm_reason": ("确认原因（必填，记入审计日志）", "Reason (required, kept in the audit log)"),
+    "confirm_reason_help": (
+        "例如：客人签证 12 月 20 日到期，已告知前台",
+        "e.g. the guest's visa ends on 20 Dec; the front desk was told",
+    ),
+    "confirm_reason_missing": (
+        "已勾选“确认属实”，请写明确认原因。",
+        "You ticked “confirm as true”: write the reason.",
+    ),
+    "duplicate_serial": (
+        "编号与卡片 {card_ids} 相同：同一张卡可能扫描或拍照后入库了两次。请退回其中一张；"
+        "如确为两张不同的卡片，请勾选“原卡无误，确认属实”并写明原因。",
+        "The card serial is the same as on card {card_ids}: the card may be stored twice. Reject one of them, "
+        "or tick “confirm as true” and write why both are distinct cards.",
+    ),
     "not_reviewable": (
         "此卡片当前状态为「{status}」，不在待审核范围内，不能修改。",
         "This card is {status} and cannot be changed here.",

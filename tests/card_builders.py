@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 
@@ -52,3 +53,25 @@ def sample_scan_png() -> bytes:
     buffer = io.BytesIO()
     Image.open(SAMPLES_DIR / "card_01_foreign_printed.jpg").save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def card_adder(store, png: bytes, batch: str, prefix: str):
+    """Return a function that stores a built card in ``batch`` of ``store`` and returns its id.
+
+    Each call gets its own source file name, ``/scans/<prefix>_<n>.jpg``, so its scan is new.
+    """
+    count = {"n": 0}
+
+    def add(card_type: str, values: dict[str, str], low_confidence: tuple[str, ...] = ()) -> int:
+        count["n"] += 1
+        source = f"/scans/{prefix}_{count['n']:03d}.jpg"
+        extraction = build_extraction(card_type, values, source, low_confidence)
+        return store.add_card(
+            batch=batch,
+            content_key=f"{hashlib.sha256(source.encode()).hexdigest()}:1",
+            extraction=extraction,
+            original_png=png,
+            straight_png=png,
+        )
+
+    return add

@@ -24,6 +24,7 @@ from card_builders import REGISTRY, build_extraction, sample_scan_png, truth_val
 BATCH = "2025-12-15"
 OTHER_BATCH = "2025-12-16"
 META_COLUMNS = ["card_id", "batch", "card_type", "guest_category", "source", "page"]
+NOTES_COLUMN = "review_notes"
 UTF8_BOM = b"\xef\xbb\xbf"
 REVIEWER = "王芳"
 EXPORTER = "李娜"
@@ -88,7 +89,10 @@ def fill_batch(builder: CardBuilder) -> dict[str, int]:
         "domestic_auto": builder.add("domestic_guest", domestic, "/scans/card_03.jpg"),
         "domestic_flagged": builder.add("domestic_guest", domestic_flagged, "/scans/card_09.jpg"),
         "rejected": builder.add("foreign_guest", japanese, "/scans/rejected.jpg", low_confidence=("surname",)),
-        "other_batch": builder.add("foreign_guest", japanese, "/scans/other.jpg", batch=OTHER_BATCH),
+        # Another guest's card: a serial of its own, so it is no duplicate of foreign_auto.
+        "other_batch": builder.add(
+            "foreign_guest", dict(japanese, card_serial="0038570"), "/scans/other.jpg", batch=OTHER_BATCH
+        ),
     }
 
     # A person approves the Hong Kong card, whose only flag is a low-confidence room number.
@@ -171,7 +175,7 @@ def test_csv_header_follows_spec_order(builder, tmp_path):
     for path in files:
         header, rows = read_csv(path)
         card_type = rows[0]["card_type"]
-        assert header == META_COLUMNS + REGISTRY.card_type(card_type).keys, path.name
+        assert header == META_COLUMNS + REGISTRY.card_type(card_type).keys + [NOTES_COLUMN], path.name
 
 
 def test_csv_rows_equal_stored_values(builder, tmp_path):
@@ -210,9 +214,14 @@ def test_jsonl_matches_csv(builder, tmp_path, scan_png, new_store_url):
     csv_files = export_batch(builder.store, BATCH, "csv", tmp_path / "csv", actor=EXPORTER)
     jsonl_files = export_batch(twin.store, BATCH, "jsonl", tmp_path / "jsonl", actor=EXPORTER)
 
-    assert sorted(p.stem for p in csv_files) == sorted(p.stem for p in jsonl_files)
+    # The names differ only in their time stamps, which differ when the two exports straddle a second.
+    def without_stamp(path: Path) -> str:
+        return path.stem.rsplit("_", 1)[0]
+
+    jsonl_by_name = {without_stamp(path): path for path in jsonl_files}
+    assert sorted(without_stamp(path) for path in csv_files) == sorted(jsonl_by_name)
     for csv_path in csv_files:
-        jsonl_path = tmp_path / "jsonl" / f"{csv_path.stem}.jsonl"
+        jsonl_path = jsonl_by_name[without_stamp(csv_path)]
         header, csv_rows = read_csv(csv_path)
         objects = read_jsonl(jsonl_path)
 
@@ -305,6 +314,18 @@ def test_no_temporary_file_left(builder, tmp_path):
 
     assert sorted(out.iterdir()) == sorted(files)
     assert not [p for p in out.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
+
+
+def test_out_under_file_named_in_chinese(builder, tmp_path):
+    fill_batch(builder)
+    (tmp_path / "taken").write_text("not a folder", encoding="utf-8")
+
+    with pytest.raises(ExportError) as raised:
+        export_batch(builder.store, BATCH, "csv", tmp_path / "taken" / "out", actor=EXPORTER)
+
+    assert "路径中的某一级是文件，不是目录" in raised.value.message_zh
+    assert "Not a directory" not in raised.value.message_zh
+    assert "Not a directory" in raised.value.message_en
 
 
 def test_unknown_format_changes_nothing(builder, tmp_path):

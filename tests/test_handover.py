@@ -106,3 +106,20 @@ def test_handover_command_line(tmp_path: Path, month_of_cards):
     assert (tmp_path / "out" / "handover_2025-12.xlsx").is_file()
     assert "3 张" in result.stdout
     assert "1 张境外人员卡片未审核" in result.stderr
+
+
+@pytest.mark.skipif(not HAS_CJK_FONT, reason="needs fonts-wqy-zenhei or fonts-arphic-uming")
+@pytest.mark.parametrize(
+    ("out", "reason_zh"),
+    [("afile", "已有同名的文件"), ("afile/sub", "路径中的某一级是文件，不是目录")],
+)
+def test_out_folder_error_in_chinese(tmp_path: Path, month_of_cards, out: str, reason_zh: str):
+    cards, config = month_of_cards
+    (tmp_path / "afile").write_text("")
+
+    with pytest.raises(HandoverError) as error:
+        write_handover(cards.store, config, "2025-12", tmp_path / out)
+
+    assert f"无法创建目录 {tmp_path / out}：{reason_zh}。" in error.value.message_zh
+    assert "File exists" not in error.value.message_zh
+    assert "Not a directory" not in error.value.message_zh

@@ -568,6 +568,52 @@ def test_folder_mix_yields_pages_and_failures(tmp_path):
     assert [result.source for result in second_run] == [result.source for result in first_run]
 
 
+def test_folder_reports_unsupported_scans(tmp_path):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    make_card_rgb().save(folder / "a_card.jpg")
+    (folder / "IMG_0002.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    make_card_rgb().save(folder / "palette.gif")
+    (folder / "x.jpeg.part").write_bytes(b"\xff\xd8\xff")
+    (folder / "scan.avif").write_bytes(b"\x00")
+    (folder / "notes.txt").write_text("not a scan")
+    (folder / "Thumbs.db").write_bytes(b"\x00")
+    (folder / ".IMG_0003.HEIC").write_bytes(b"\x00")
+
+    results = read_all([folder])
+
+    summary = [(result.source.name, type(result).__name__) for result in results]
+    assert summary == [
+        ("IMG_0002.HEIC", "IngestFailure"),
+        ("a_card.jpg", "Page"),
+        ("palette.gif", "IngestFailure"),
+        ("scan.avif", "IngestFailure"),
+        ("x.jpeg.part", "IngestFailure"),
+    ]
+    heic, gif, avif, part = [result for result in results if isinstance(result, IngestFailure)]
+    assert "设置-相机-格式" in heic.reason_zh
+    assert "兼容性最佳" in heic.reason_zh
+    assert "JPEG" in heic.reason_zh
+    assert "Most Compatible" in heic.reason_en
+    assert ".gif" in gif.reason_zh
+    assert "JPEG" in gif.reason_zh
+    assert ".avif" in avif.reason_zh
+    assert "下载或复制完成" in part.reason_zh
+    assert "not completely downloaded" in part.reason_en
+
+
+def test_collect_files_lists_folder_skips_once(tmp_path):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    heic = folder / "IMG_0002.heic"
+    heic.write_bytes(b"\x00")
+
+    files, failures = collect_files([folder, heic, folder])
+
+    assert files == []
+    assert [failure.source for failure in failures] == [heic]
+
+
 def test_collect_files_dedupes_and_reports(tmp_path):
     folder = tmp_path / "scans"
     folder.mkdir()

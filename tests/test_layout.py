@@ -158,3 +158,17 @@ def test_label_with_english_keeps_centre():
     points = np.array([[0, 0], [900, 0], [900, 40], [0, 40]], dtype=np.float32)
     assert _label_centre(TextLine("姓名 Surname", 0.9, points), "姓名") == (450.0, 20.0)
     assert _label_centre(TextLine("No.", 0.9, points), "No.") == (450.0, 20.0)
+
+
+def test_unknown_layout_reason_joined_once():
+    # A value read beside a label on an unknown layout, which also fails its rule: one clean reason text.
+    from ocr.pipeline import _labelled_fields
+    from ocr.registry import load_registry
+
+    fields = _labelled_fields([_line("出生日期：1883-13-45", 0, 0)], load_registry())
+
+    reason = fields["date_of_birth"].reason
+    assert reason.startswith("卡片类型未知")
+    assert "。；" not in reason
+    assert "；" in reason
+    assert reason.endswith("。")

@@ -22,7 +22,8 @@ from models.card import CardStatus, Extraction, FieldResult
 from ocr.accounts import Role, SignInThrottle, add_user, authenticate, get_user, set_active
 from ocr.holds import active_holds, release_hold, take_hold
 from ocr.registry import load_registry
-from ocr.review import ILLEGIBLE_CODE, correct_fields
+from ocr.export import export_batch
+from ocr.review import CONFIRM_NOTE_ACTION, ILLEGIBLE_CODE, approve_card, correct_fields
 from ocr.store import Store
 from ocr.validate import validate_card
 
@@ -117,10 +118,10 @@ def _png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _flagged_extraction(source: str, seed: int) -> tuple[Extraction, bytes]:
+def _flagged_extraction(source: str, seed: int, serial: str = CLEAN_VALUES["card_serial"]) -> tuple[Extraction, bytes]:
     """Return a foreign_guest extraction with document_number (low confidence) and date_of_birth (invalid) flagged."""
     spec = load_registry().card_type("foreign_guest")
-    values = dict(CLEAN_VALUES)
+    values = dict(CLEAN_VALUES, card_serial=serial)
     problems = validate_card(spec, values)
     assert not any(problems.values()), f"the clean test card fails its rules: {problems}"
 
@@ -168,7 +169,9 @@ def make_review_store(folder: Path, cards: int = 1, batch: str = "2025-05-01", d
     store = Store(url=db_url, data_dir=data_dir)
     card_ids = []
     for index in range(cards):
-        extraction, png = _flagged_extraction(f"/scans/card_{index + 1:03d}.png", seed=index)
+        # Each card has a serial of its own, as distinct printed cards do, because equal serials are flagged as duplicates.
+        serial = f"{int(CLEAN_VALUES['card_serial']) + index:07d}"
+        extraction, png = _flagged_extraction(f"/scans/card_{index + 1:03d}.png", seed=index, serial=serial)
         card_ids.append(
             store.add_card(
                 batch=batch,
@@ -828,6 +831,101 @@ def test_unknown_card_type_offers_only_reject(review: ReviewStore) -> None:
     app.text_input(key="reject_note").input("版式未知")
     app.button(key="reject").click().run()
     assert review.store.get_card(card_id).status == CardStatus.REJECTED
+
+
+def _show_card(app, card_id: int) -> None:
+    """Open card ``card_id`` directly, as a link from search or the overview does, whatever its state."""
+    app.session_state["card_id"] = card_id
+    _go(app, "cards")
+
+
+def _fix_card(store: Store, card_id: int, **changes: str) -> int:
+    """Correct the two flagged fields of a built card (and apply ``changes``); return the new version."""
+    entries = {"document_number": "561234987", "date_of_birth": "1985-03-12", **changes}
+    return correct_fields(store, card_id, entries, actor=OTHER_REVIEWER, expected_version=store.get_card(card_id).version)
+
+
+def test_exported_card_can_be_corrected(review: ReviewStore, tmp_path: Path) -> None:
+    card_id = review.card_ids[0]
+    approve_card(review.store, card_id, actor=OTHER_REVIEWER, expected_version=_fix_card(review.store, card_id))
+    export_batch(review.store, "2025-05-01", "csv", tmp_path / "out", actor=OTHER_REVIEWER)
+    assert review.store.get_card(card_id).status == CardStatus.EXPORTED
+
+    app = _start_app()
+    _show_card(app, card_id)
+    assert "此卡片已导出" in _page_text(app)
+    keys = {button.key for button in app.button}
+    assert "save" in keys
+    assert "approve" not in keys
+
+    app.text_input(key="field_room_number").input("1209")
+    app.button(key="save").click().run()
+    assert not app.exception, app.exception
+
+    card = review.store.get_card(card_id)
+    assert card.fields["room_number"].value == "1209"
+    assert card.status == CardStatus.APPROVED
+    corrections = [e for e in card_events(review.store, card_id, "correct") if e.field_key == "room_number"]
+    assert [(e.actor, e.new_value) for e in corrections] == [(REVIEWER, "1209")]
+
+
+def test_confirm_expiring_visa_and_approve(review: ReviewStore) -> None:
+    card_id = review.card_ids[0]
+    # The guest's visa ends two days before the booked departure of 2025-05-05.
+    _fix_card(review.store, card_id, valid_until="2025-05-03")
+    app = _start_on_card(card_id)
+    assert "早于离店日期" in _page_text(app)
+
+    app.checkbox(key="confirm_true").check()
+    app.text_input(key="confirm_note").input("签证 5 月 3 日到期，已告知前台")
+    app.button(key="approve").click().run()
+    assert not app.exception, app.exception
+
+    card = review.store.get_card(card_id)
+    assert card.status == CardStatus.APPROVED
+    assert card.fields["valid_until"].value == "2025-05-03"
+    notes = card_events(review.store, card_id, CONFIRM_NOTE_ACTION)
+    assert [(e.actor, e.new_value) for e in notes] == [(REVIEWER, "签证 5 月 3 日到期，已告知前台")]
+
+
+def test_confirm_without_reason_rejected(review: ReviewStore) -> None:
+    card_id = review.card_ids[0]
+    _fix_card(review.store, card_id, valid_until="2025-05-03")
+    app = _start_on_card(card_id)
+
+    app.checkbox(key="confirm_true").check()
+    app.button(key="approve").click().run()
+    assert not app.exception, app.exception
+
+    assert "请写明确认原因" in _texts(app.error)
+    assert review.store.get_card(card_id).status == CardStatus.NEEDS_REVIEW
+    assert not card_events(review.store, card_id, CONFIRM_NOTE_ACTION)
+
+
+def test_no_confirm_box_for_format_rule(review: ReviewStore) -> None:
+    # The flagged fields of a built card are a misread number and an impossible date: neither can be confirmed.
+    app = _start_on_card(review.card_ids[0])
+    assert not [box for box in app.checkbox if box.key == "confirm_true"]
+
+
+def test_duplicate_serial_named_on_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    created = make_review_store(tmp_path, cards=1)
+    extraction, png = _flagged_extraction("/scans/photo_of_card_001.png", seed=7)
+    twin = created.store.add_card(
+        batch="2025-05-01", content_key=f"{'e' * 64}:1", extraction=extraction, original_png=png, straight_png=png
+    )
+    _add_accounts(created.store)
+    _point_app_at(monkeypatch, created)
+    app = _start_on_card(twin)
+
+    warnings = _texts(app.warning)
+    assert f"编号与卡片 {created.card_ids[0]} 相同" in warnings
+    assert "SMITH" not in warnings
+    app.text_input(key="field_document_number").input("561234987")
+    app.text_input(key="field_date_of_birth").input("1985-03-12")
+    app.button(key="approve").click().run()
+    assert created.store.get_card(twin).status == CardStatus.NEEDS_REVIEW
+    assert f"编号与卡片 {created.card_ids[0]} 相同" in _texts(app.error)
 
 
 def test_english_switch_shows_english_labels(review: ReviewStore) -> None:

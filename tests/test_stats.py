@@ -92,7 +92,7 @@ def test_corrections_per_field(filler: CardFiller) -> None:
 def test_reviewer_throughput(filler: CardFiller) -> None:
     _review_work(filler)
     # The automatic approval before transmission is not a reviewer's work.
-    assert approve_auto_accepted(filler.store) == 2
+    assert approve_auto_accepted(filler.store, REGISTRY) == 2
     today = _today()
     stats = statistics(filler.store, today - timedelta(days=1), today + timedelta(days=1), ZONE)
 

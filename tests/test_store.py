@@ -173,3 +173,46 @@ def test_open_without_create_makes_no_folder(tmp_path):
     reader.close()
 
     assert not (tmp_path / "not-mounted").exists()
+
+
+def test_read_only_backup_opens(tmp_path, monkeypatch):
+    # A backup on a read-only mount: the owner-only mode cannot be set again, and reading goes on.
+    Store(data_dir=tmp_path / "data").close()
+    database = tmp_path / "data" / "cards.db"
+    database.chmod(0o644)
+
+    def read_only_chmod(path, mode):
+        raise OSError(30, "Read-only file system", str(path))
+
+    monkeypatch.setattr("ocr.store.os.chmod", read_only_chmod)
+    store = Store(data_dir=tmp_path / "data", create=False)
+
+    assert store.list_batches() == []
+    store.close()
+
+
+def test_read_only_folder_named(tmp_path, monkeypatch):
+    # SQLite cannot create its -wal and -shm files in a read-only folder, and the message names that cause.
+    import os
+
+    from sqlalchemy.exc import OperationalError
+
+    Store(data_dir=tmp_path / "data").close()
+    real_statvfs = os.statvfs
+
+    class ReadOnly:
+        def __init__(self, path):
+            self.f_flag = real_statvfs(path).f_flag | os.ST_RDONLY
+
+    def unable_to_open(engine):
+        raise OperationalError("PRAGMA journal_mode=WAL", {}, Exception("unable to open database file"))
+
+    monkeypatch.setattr("ocr.store.os.statvfs", ReadOnly)
+    monkeypatch.setattr("ocr.store.upgrade_schema", unable_to_open)
+
+    with pytest.raises(StoreError) as raised:
+        Store(data_dir=tmp_path / "data", create=False)
+
+    assert f"所在目录 {tmp_path / 'data'} 是只读的" in raised.value.message_zh
+    assert "以可写方式挂载" in raised.value.message_zh
+    assert "read-only" in raised.value.message_en

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from ocr.errors import ConfigError, ExitCode
 from ocr.store import OutboxRow, Store
 from ocr.transmit import outbox
 from ocr.transmit.config import load_config
@@ -246,3 +247,83 @@ def test_sender_killed_in_flight(tmp_path: Path, cards: Cards):
     assert "已确认 2 个" in stdout
     assert receiver.duplicates == 1
     assert_each_record_once(store, receiver)
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """Write a self-signed certificate for 127.0.0.1 and its key; the certificate is its own CA bundle."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test receiver")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file = folder / "receiver.pem"
+    key_file = folder / "receiver.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+def tls_receiver(cert_file: Path, key_file: Path) -> ReceiverServer:
+    import ssl
+
+    server = ReceiverServer()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    return server
+
+
+def test_untrusted_certificate_names_ca_bundle(tmp_path: Path, cards: Cards):
+    cert_file, key_file = self_signed_certificate(tmp_path)
+    with tls_receiver(cert_file, key_file) as server:
+        url = server.url.replace("http://", "https://")
+        untrusted = run_transmit(cards.store, https_config(tmp_path, url), registry=REGISTRY)
+        trusted = run_transmit(cards.store, https_config(tmp_path, url, ca_bundle=str(cert_file)), registry=REGISTRY)
+
+    assert len(untrusted.failed) == 2
+    _batch, message_zh, message_en = untrusted.failed[0]
+    assert "接收方的证书不受信任" in message_zh
+    assert "ca_bundle" in message_zh
+    assert "certificate is not trusted" in message_en
+    assert trusted.failed == []
+    assert_each_record_once(cards.store, server.state)
+
+
+def test_missing_ca_bundle_is_config_error(tmp_path: Path, cards: Cards):
+    missing = tmp_path / "office-ca.pem"
+    config_file = write_config(
+        tmp_path / "hukacapture.toml", adapter="https", url="https://127.0.0.1:9/batches", hotel_id="H001", ca_bundle=str(missing)
+    )
+    cards.store.close()
+
+    with pytest.raises(ConfigError) as raised:
+        run_transmit(Store(data_dir=tmp_path / "data"), load_config(config_file), registry=REGISTRY)
+    result = run_cli(["transmit", "--config", str(config_file), "--data-dir", str(tmp_path / "data")], tmp_path)
+    _stdout, stderr = result.communicate(timeout=SUBPROCESS_TIMEOUT_S)
+
+    assert "transmit.ca_bundle" in raised.value.message_zh
+    assert str(missing) in raised.value.message_zh
+    assert str(config_file) in raised.value.message_zh
+    assert result.returncode == ExitCode.CONFIG_INVALID
+    assert "transmit.ca_bundle" in stderr
+    assert "Traceback" not in stderr

@@ -21,7 +21,7 @@ from ocr.transmit.archive import purge_expired
 from ocr.transmit.config import load_config
 from ocr.transmit.deadline import deadline_report
 from ocr.transmit.runner import ConfirmError, confirm_manual, run_transmit
-from test_transmit_support import REGISTRY, Cards, domestic_values, foreign_values, sample_png, write_config
+from test_transmit_support import REGISTRY, Cards, domestic_values, foreign_values, sample_png, signed_in_review_app, write_config
 
 DAY = "2025-12-15"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -253,8 +253,6 @@ def test_status_exits_zero_when_nothing_due(tmp_path: Path, cards: Cards):
 
 
 def test_review_app_deadline_panel(tmp_path: Path, cards: Cards, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
     from ocr.accounts import Role, add_user
 
     overdue = cards.add(foreign_values("0012345", "2025-12-01"))
@@ -264,13 +262,74 @@ def test_review_app_deadline_panel(tmp_path: Path, cards: Cards, monkeypatch):
     monkeypatch.delenv("HUKA_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
 
-    app = AppTest.from_file(str(PROJECT_ROOT / "review_app" / "app.py"), default_timeout=60)
-    app.run()
-    app.text_input(key="sign_in_name").input("王芳")
-    app.text_input(key="sign_in_password").input("kaishi-2025")
-    app.button(key="sign_in").click().run()
+    app = signed_in_review_app("王芳", "kaishi-2025")
 
     assert not app.exception, app.exception
     errors = "\n".join(str(element.value) for element in app.sidebar.error)
     assert f"已逾期 1 条：卡片 {overdue}" in errors
     assert "0012345" not in errors
+
+
+def test_confirm_twice_shows_local_time(tmp_path: Path, cards: Cards):
+    cards.add(foreign_values("0012345", DAY))
+    config = load_config(write_config(tmp_path / "hukacapture.toml", adapter="manual", manual_folder=tmp_path / "up"))
+    (batch_id,) = run_transmit(cards.store, config, registry=REGISTRY).awaiting_confirmation
+    confirmed_at = datetime(2026, 12, 5, 14, 35, tzinfo=ZoneInfo("UTC"))
+    confirm_manual(cards.store, config, str(batch_id), clerk="李娜", receipt="GA-1", by_phone=False, at=confirmed_at)
+
+    with pytest.raises(ConfirmError) as twice:
+        confirm_manual(cards.store, config, str(batch_id), clerk="张伟", receipt="X", by_phone=False)
+
+    # 14:35 UTC is 22:35 in Shanghai, the zone the deadlines are shown in.
+    assert "已于 2026-12-05 22:35（Asia/Shanghai）确认" in twice.value.message_zh
+    assert "UTC" not in twice.value.message_zh
+    assert "2026-12-05 22:35 (Asia/Shanghai)" in twice.value.message_en
+
+
+def test_transmit_rejects_local_data_folder(tmp_path: Path, cards: Cards):
+    cards.add(foreign_values("0012345", DAY))
+    cards.store.close()
+    config = write_config(tmp_path / "hukacapture.toml", adapter="folder", folder=tmp_path / "drop")
+    database = f"sqlite:///{tmp_path / 'data' / 'cards.db'}"
+    local = tmp_path / "emptylocal"
+    local.mkdir()
+
+    result = run_cli(["transmit", "--config", str(config), "--db", database, "--data-dir", str(local)], tmp_path)
+
+    assert result.returncode == ExitCode.STORE_FAILED, result.stderr
+    assert f"数据目录 {local} 不是此数据库的数据目录" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in local.iterdir()) == []
+    assert not (tmp_path / "drop").exists()
+    assert not (tmp_path / "archive").exists()
+
+
+def test_transmit_missing_data_folder(tmp_path: Path, cards: Cards):
+    cards.add(foreign_values("0012345", DAY))
+    cards.store.close()
+    config = write_config(tmp_path / "hukacapture.toml", adapter="folder", folder=tmp_path / "drop")
+    database = f"sqlite:///{tmp_path / 'data' / 'cards.db'}"
+    missing = tmp_path / "nonexist"
+
+    result = run_cli(["transmit", "--config", str(config), "--db", database, "--data-dir", str(missing)], tmp_path)
+
+    assert result.returncode == ExitCode.STORE_FAILED, result.stderr
+    assert f"数据目录 {missing} 不存在" in result.stderr
+    assert "--data-dir" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not missing.exists()
+    assert not (tmp_path / "drop").exists()
+
+
+def test_drop_folder_error_in_chinese(tmp_path: Path, cards: Cards):
+    cards.add(foreign_values("0012345", DAY))
+    drop = tmp_path / "drop"
+    drop.write_text("")
+    config = load_config(write_config(tmp_path / "hukacapture.toml", adapter="folder", folder=drop))
+
+    report = run_transmit(cards.store, config, registry=REGISTRY)
+
+    (_batch, message_zh, message_en) = report.failed[0]
+    assert f"无法写入目录 {drop}：已有同名的文件。" in message_zh
+    assert "File exists" not in message_zh
+    assert "File exists" in message_en

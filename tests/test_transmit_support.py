@@ -238,3 +238,15 @@ class ReceiverServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+def signed_in_review_app(name: str, password: str):
+    """Run the review app under Streamlit's AppTest and sign in; the store comes from the environment."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "review_app" / "app.py"), default_timeout=60)
+    app.run()
+    app.text_input(key="sign_in_name").input(name)
+    app.text_input(key="sign_in_password").input(password)
+    app.button(key="sign_in").click().run()
+    return app

@@ -8,6 +8,7 @@ starts one, and without it they are skipped.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -133,12 +134,17 @@ def test_ingest_queue_then_worker(pg_url: str, stack: Path, tmp_path: Path):
     assert queued.returncode == 0, queued.stderr
     assert "已排队 2 张" in queued.stdout
     assert "重复" in queued.stderr
+    # The rescan's page has no card yet, so the message names the queued scan, not a card 0.
+    assert "已在队列中（扫描页" in queued.stderr
+    assert "卡片 0" not in queued.stderr
     store = Store(url=pg_url, data_dir=data)
     assert counts(store) == {"scans": 2, "cards": 0, "audit": 0}
     assert [state for _, state, _ in queue_rows(store)] == ["queued", "queued"]
     assert sorted(status for status, _ in queue_jobs(pg_url)) == ["todo", "todo"]
     status = run_cli(["status", "--db", pg_url, "--data-dir", data], tmp_path)
     assert "b1：排队等待识别 2 张，识别失败 0 张" in status.stdout
+    assert "b1：还没有卡片，2 张扫描页在排队等待 worker 识别" in status.stdout
+    assert "没有批次" not in status.stdout
 
     worker = run_cli(["worker", "--once", "--processes", "1", "--db", pg_url, "--data-dir", data], tmp_path)
 
@@ -195,6 +201,21 @@ def test_failing_scan_marked_failed(pg_url: str, stack: Path, tmp_path: Path):
     with store.session() as session:
         assert session.scalar(select(QueuedScanRow.last_error)) == "ValueError: engine crashed"
     assert counts(store)["cards"] == 0
+
+
+@needs_postgres
+def test_failed_attempt_logs_reason(pg_url: str, stack: Path, tmp_path: Path, caplog):
+    store = Store(url=pg_url, data_dir=tmp_path / "data")
+    scan_id = enqueue_paths([stack / SAMPLES[0]], store, batch="b1").scan_ids[0]
+
+    def broken(page, engine_name):
+        raise StoreError("扫描图像已损坏。", "the scan image is damaged")
+
+    with caplog.at_level(logging.ERROR, logger="ocr.queue"), pytest.raises(StoreError):
+        process_queued_scan(store, scan_id, broken)
+
+    messages = [record.getMessage() for record in caplog.records if record.name == "ocr.queue"]
+    assert messages == [f"queued scan attempt 1 failed scan={scan_id}: the scan image is damaged"]
 
 
 @needs_postgres

@@ -26,7 +26,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from ocr.errors import CardCaptureError, ConfigError, ExitCode
+from ocr.errors import CardCaptureError, ConfigError, ExitCode, os_error_reason
 from ocr.transmit.batches import BatchFiles, write_atomically
 from ocr.transmit.config import Config, read_token
 
@@ -79,9 +79,10 @@ def _copy_batch(batch: BatchFiles, folder: Path) -> tuple[Path, Path]:
         manifest_target = folder / batch.manifest_file.name
         write_atomically(manifest_target, batch.manifest_file.read_bytes())
     except OSError as exc:
+        reason_zh, reason_en = os_error_reason(exc)
         raise DeliveryError(
-            f"无法写入目录 {folder}：{exc.strerror or exc}。请检查目录是否存在、是否有写权限。",
-            f"cannot write to folder {folder}: {exc.strerror or exc}; check that it exists and is writable",
+            f"无法写入目录 {folder}：{reason_zh}。请检查目录是否存在、是否有写权限、磁盘是否有空间。",
+            f"cannot write to folder {folder}: {reason_en}; check that it exists, is writable and has free space",
         ) from exc
     return data_target, manifest_target
 
@@ -155,7 +156,7 @@ class HttpsAdapter:
         self.attempts = transmit.retries
         self.backoff = transmit.backoff
         self.backoff_max = transmit.backoff_max
-        self.verify: bool | str = str(transmit.ca_bundle) if transmit.ca_bundle else True
+        self.verify: bool | str = _checked_ca_bundle(config) if transmit.ca_bundle else True
         self.session = session or requests.Session()
         token = read_token(transmit)
         if token:
@@ -193,15 +194,17 @@ class HttpsAdapter:
             response = retrying(self._post_once, body, key)
         except RetryError as exc:
             last = exc.last_attempt.exception()
+            reason_zh, reason_en = _describe(last)
             raise DeliveryError(
-                f"上报失败：{self.attempts} 次尝试均未成功（最后一次：{_describe(last)}）。批次保留，下次运行 transmit 会重发。",
-                f"delivery failed after {self.attempts} attempts (last: {_describe(last)}); "
+                f"上报失败：{self.attempts} 次尝试均未成功（最后一次：{reason_zh}）。批次保留，下次运行 transmit 会重发。",
+                f"delivery failed after {self.attempts} attempts (last: {reason_en}); "
                 "the batch is kept and the next transmit run sends it again",
             ) from last
         except (requests.RequestException, _ServerError) as exc:
+            reason_zh, reason_en = _describe(exc)
             raise DeliveryError(
-                f"上报失败：{_describe(exc)}。批次保留，下次运行 transmit 会重发。",
-                f"delivery failed: {_describe(exc)}; the batch is kept and the next transmit run sends it again",
+                f"上报失败：{reason_zh}。批次保留，下次运行 transmit 会重发。",
+                f"delivery failed: {reason_en}; the batch is kept and the next transmit run sends it again",
             ) from exc
 
         if not 200 <= response.status_code < 300:
@@ -226,14 +229,44 @@ class HttpsAdapter:
         )
 
 
-def _describe(exc: BaseException | None) -> str:
+def _checked_ca_bundle(config: Config) -> str:
+    """Return ``transmit.ca_bundle`` as text; raise :class:`ConfigError` naming the key when the file is missing.
+
+    Without this check requests reports a missing bundle only when the first batch is sent, as an
+    OSError about "a suitable TLS CA certificate bundle" that names neither the key nor the file.
+    """
+    path = config.transmit.ca_bundle
+    source = config.source or "hukacapture.toml"
+    if not path.is_file():
+        raise ConfigError(
+            f"配置文件 {source} 中 transmit.ca_bundle 指向的 CA 证书文件 {path} 不存在或不是文件。"
+            "请把它改为出入境管理部门提供的 CA 证书文件（PEM 格式）的路径；接收方使用公认证书时可删除此项。",
+            f"transmit.ca_bundle in config file {source} names the CA certificate file {path}, which does not "
+            "exist or is not a file; set it to the PEM file of the exit-entry office's certificate authority, or "
+            "remove the key when the receiver has a publicly trusted certificate",
+        )
+    return str(path)
+
+
+def _describe(exc: BaseException | None) -> tuple[str, str]:
+    """Return what went wrong with a request, in Chinese and English."""
     if isinstance(exc, _ServerError):
-        return f"HTTP {exc.status}"
+        return f"HTTP {exc.status}", f"HTTP {exc.status}"
+    if isinstance(exc, requests.exceptions.SSLError):
+        # Verification failures are the common case: a receiver whose certificate comes from the office's own CA.
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return (
+                "接收方的证书不受信任。请在配置文件的 [transmit] 中把 ca_bundle 设为出入境管理部门提供的 CA 证书文件",
+                "the receiver's certificate is not trusted; set ca_bundle under [transmit] in the config file to "
+                "the exit-entry office's CA certificate file",
+            )
+        return f"TLS 连接失败（{type(exc).__name__}）", f"TLS handshake failed ({type(exc).__name__})"
     if isinstance(exc, requests.Timeout):
-        return "等待应答超时 / timed out"
+        return "等待应答超时", "timed out"
     if isinstance(exc, requests.ConnectionError):
-        return f"连接失败 / connection failed ({type(exc).__name__})"
-    return type(exc).__name__ if exc is not None else "?"
+        return f"连接失败（{type(exc).__name__}）", f"connection failed ({type(exc).__name__})"
+    name = type(exc).__name__ if exc is not None else "?"
+    return name, name
 
 
 def make_adapter(config: Config, data_dir: Path) -> Adapter:

@@ -1,9 +1,14 @@
-"""Deadline watch: which records are due soon, overdue, or sent but not confirmed.
+"""Deadline watch: which records are due soon, overdue, not delivered yet, or sent but not confirmed.
 
 A record is due ``deadline.hours`` (24) after 00:00 of its arrival date in the
 configured time zone. The card gives only the arrival date, not the hour, so
 this is the earliest the 24 hours could end. A record is done when the
 receiver, or the clerk for a manual upload, has acknowledged its first send.
+
+A record in a batch counts as sent only when a delivery attempt of that batch
+succeeded and the batch now waits for the clerk's confirmation of the manual
+upload. A batch whose attempts all failed, or whose run was interrupted, is
+not delivered yet: nothing of it is known to have reached the office.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from datetime import UTC, datetime, time, timedelta
 from sqlalchemy import select
 
 from models.card import CardStatus
-from ocr.store import CardRow, OutboxRow, Store, _detail
+from ocr.store import CardRow, OutboxRow, Store, TransmitBatchRow, _detail
 from ocr.transmit.batches import arrival_date_of
 from ocr.transmit.config import Config
+from ocr.transmit.outbox import AWAITING_CONFIRMATION
 
 __all__ = ["DeadlineItem", "DeadlineReport", "deadline_report"]
 
@@ -30,8 +36,11 @@ class DeadlineItem:
     arrival_date: str
     # Aware datetime in the configured time zone.
     deadline: datetime
-    # "pending" (queued), "batched" (sent or being sent, not acknowledged), or the card state for review cards.
+    # "pending" (queued), "batched" (in a batch, not acknowledged), or the card state for review cards.
     state: str
+    # The batch of a batched record, and its latest delivery error as stored (see outbox.error_text).
+    batch_id: int | None = None
+    last_error: str | None = None
 
     def hours_left(self, now: datetime) -> float:
         return (self.deadline - now).total_seconds() / 3600
@@ -42,8 +51,11 @@ class DeadlineReport:
     now: datetime
     overdue: list[DeadlineItem] = field(default_factory=list)
     due_soon: list[DeadlineItem] = field(default_factory=list)
-    # Sent but not acknowledged: first sends and corrections alike.
+    # Sent but not acknowledged: a delivery succeeded and the batch waits for the clerk's confirmation.
+    # First sends and corrections alike.
     unconfirmed: list[DeadlineItem] = field(default_factory=list)
+    # In a batch that no delivery attempt has handed over yet: failed, interrupted or not tried.
+    undelivered: list[DeadlineItem] = field(default_factory=list)
     # Cards still in review whose deadline has passed: no record of them can reach the office in time.
     review_overdue: list[DeadlineItem] = field(default_factory=list)
     corrections_pending: int = 0
@@ -61,7 +73,7 @@ def _deadline(arrival: str, config: Config) -> datetime:
 
 
 def deadline_report(store: Store, config: Config, now: datetime | None = None) -> DeadlineReport:
-    """Return the records due within ``deadline.due_soon_hours``, overdue, and unconfirmed at ``now``."""
+    """Return the records due within ``deadline.due_soon_hours``, overdue, undelivered and unconfirmed at ``now``."""
     zone = config.deadline.zone
     now = (now or datetime.now(UTC)).astimezone(zone)
     soon = timedelta(hours=config.deadline.due_soon_hours)
@@ -82,9 +94,21 @@ def deadline_report(store: Store, config: Config, now: datetime | None = None) -
                 deadline = _deadline(str(arrival), config)
             except ValueError:
                 deadline = _deadline(arrival_date_of(detail, zone), config)
-            item = DeadlineItem(card.id, card.card_type, str(arrival), deadline, entry.state)
-            if entry.state == "batched":
-                report.unconfirmed.append(item)
+            batch = session.get(TransmitBatchRow, entry.batch_id) if entry.batch_id is not None else None
+            item = DeadlineItem(
+                card.id,
+                card.card_type,
+                str(arrival),
+                deadline,
+                entry.state,
+                batch_id=entry.batch_id,
+                last_error=batch.last_error if batch is not None else None,
+            )
+            if entry.state == "batched" and batch is not None:
+                if batch.state == AWAITING_CONFIRMATION:
+                    report.unconfirmed.append(item)
+                else:
+                    report.undelivered.append(item)
             # Corrections and cancellations of sent records are counted, not given a deadline of their own.
             if entry.kind in ("correction", "cancellation"):
                 if entry.state == "pending":

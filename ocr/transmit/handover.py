@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from models.card import CardStatus
-from ocr.errors import CardCaptureError, ConfigError, ExitCode
+from ocr.errors import CardCaptureError, ConfigError, ExitCode, os_error_reason
 from ocr.store import CardRow, OutboxRow, Store, _detail
 from ocr.transmit.batches import arrival_date_of, write_atomically
 from ocr.transmit.config import Config
@@ -228,14 +228,23 @@ def write_handover(store: Store, config: Config, month: str, out_dir: Path) -> t
     try:
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
+        reason_zh, reason_en = os_error_reason(exc)
         raise HandoverError(
-            f"无法创建目录 {out_dir}：{exc.strerror or exc}。请换一个 --out 目录。",
-            f"cannot create folder {out_dir}: {exc.strerror or exc}; choose another --out",
+            f"无法创建目录 {out_dir}：{reason_zh}。请换一个 --out 目录。",
+            f"cannot create folder {out_dir}: {reason_en}; choose another --out",
         ) from exc
     hotel_id = config.transmit.hotel_id
     xlsx_path = out_dir / f"handover_{month}.xlsx"
     pdf_path = out_dir / f"handover_{month}.pdf"
-    write_atomically(xlsx_path, _xlsx(rows, month, hotel_id))
-    write_atomically(pdf_path, _pdf(rows, month, hotel_id, font))
+    try:
+        write_atomically(xlsx_path, _xlsx(rows, month, hotel_id))
+        write_atomically(pdf_path, _pdf(rows, month, hotel_id, font))
+    except OSError as exc:
+        reason_zh, reason_en = os_error_reason(exc)
+        raise HandoverError(
+            f"无法在目录 {out_dir} 中写入移交清单：{reason_zh}。请检查该目录的权限和剩余空间，或换一个 --out 目录。",
+            f"cannot write the handover list into {out_dir}: {reason_en}; check the folder's permissions and "
+            "free space, or choose another --out",
+        ) from exc
     log.info("handover list written month=%s cards=%d", month, len(rows))
     return xlsx_path, pdf_path, len(rows), waiting

@@ -18,6 +18,7 @@ from sqlalchemy import and_, or_, select
 
 from models.card import CardStatus
 from ocr.registry import Registry
+from ocr.review import hold_duplicate_serials
 from ocr.store import CardRow, OutboxRow, Store, TransmitBatchRow, _detail, _now
 from ocr.transmit.batches import arrival_date_of, build_manifest, build_record
 from ocr.transmit.config import Config
@@ -27,6 +28,7 @@ __all__ = [
     "AWAITING_CONFIRMATION",
     "BatchInfo",
     "approve_auto_accepted",
+    "error_text",
     "form_batches",
     "get_batch",
     "list_batches",
@@ -48,6 +50,19 @@ AWAITING_CONFIRMATION = "awaiting_confirmation"
 ACKNOWLEDGED = "acknowledged"
 
 AUTO_ACTOR = "auto"
+
+# Between the Chinese and the English message in ``transmit_batches.last_error``.
+ERROR_SEPARATOR = "\n"
+
+
+def error_text(stored: str | None, lang: str) -> str | None:
+    """Return the stored error of a batch in ``lang``; an error stored in one language only is returned as it is."""
+    if not stored:
+        return None
+    chinese, separator, english = stored.partition(ERROR_SEPARATOR)
+    if not separator:
+        return stored
+    return english if lang == "en" else chinese
 
 
 @dataclass(frozen=True)
@@ -96,8 +111,13 @@ def _info(session, row: TransmitBatchRow) -> BatchInfo:
     )
 
 
-def approve_auto_accepted(store: Store) -> int:
-    """Approve auto-accepted cards that have no flagged field, as ``export`` does; returns how many."""
+def approve_auto_accepted(store: Store, registry: Registry) -> int:
+    """Approve auto-accepted cards that have no flagged field, as ``export`` does; returns how many.
+
+    A card whose serial number another card has goes back to review first: the same card scanned
+    twice must not be reported twice.
+    """
+    hold_duplicate_serials(store, registry, actor=AUTO_ACTOR)
     approved = 0
     for summary in store.list_cards(statuses=[CardStatus.AUTO_ACCEPTED]):
         if summary.flagged_fields:
@@ -226,12 +246,25 @@ def set_batch_files(store: Store, batch_id: int, data_file: str, manifest: dict)
             row.state = READY
 
 
-def mark_attempt(store: Store, batch_id: int, *, error: str | None, state: str | None = None) -> None:
-    """Count one delivery attempt, with its error or None, and optionally move the batch to ``state``."""
+def mark_attempt(
+    store: Store,
+    batch_id: int,
+    *,
+    adapter: str,
+    error: tuple[str, str] | None,
+    state: str | None = None,
+) -> None:
+    """Count one delivery attempt through ``adapter``, with its (Chinese, English) error or None.
+
+    The batch records the adapter of its latest attempt, so after a successful attempt it names
+    the adapter that delivered it. That may differ from the one configured when the batch was
+    formed. ``state`` optionally moves the batch on.
+    """
     with store.session() as session:
         row = session.get(TransmitBatchRow, batch_id)
         row.attempts += 1
-        row.last_error = error
+        row.adapter = adapter
+        row.last_error = f"{error[0]}{ERROR_SEPARATOR}{error[1]}" if error else None
         row.sent_at = _now()
         if state is not None and row.state != ACKNOWLEDGED:
             row.state = state
