@@ -256,7 +256,9 @@ def test_field_history_counts_reviewer_corrections(store):
     truth = truth_values("card_01_foreign_printed")
     ids = []
     for index in range(3):
-        misread = dict(truth, surname="SM1TH") if index < 2 else dict(truth)
+        # Each card its own serial: cards sharing one are held as the same card scanned twice.
+        serial = f"{60000 + index:07d}"
+        misread = dict(truth, surname="SM1TH", card_serial=serial) if index < 2 else dict(truth, card_serial=serial)
         extraction = build_extraction("foreign_guest", misread, f"/scans/history_{index}.jpg", ("surname",))
         ids.append(store.add_card(batch="b", content_key=f"{index:064d}:1", extraction=extraction,
                                   original_png=scan, straight_png=scan))

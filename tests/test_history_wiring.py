@@ -24,7 +24,9 @@ def _store_with_corrections(data_dir: Path) -> Store:
     png = sample_scan_png()
     values = truth_values(SAMPLE)
     for index in range(HISTORY_CARDS):
-        extraction = build_extraction("foreign_guest", values, source=f"history_{index}.jpg")
+        # Each card its own serial: cards sharing one are held as the same card scanned twice.
+        card_values = dict(values, card_serial=f"{50000 + index:07d}")
+        extraction = build_extraction("foreign_guest", card_values, source=f"history_{index}.jpg")
         card_id = store.add_card(
             batch="history",
             content_key=f"history:{index}",

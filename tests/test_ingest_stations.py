@@ -246,6 +246,10 @@ def test_pool_ends_with_killed_ingest(tmp_path: Path, stop_signal: int):
                 os.kill(child, signal.SIGKILL)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupt_reports_counts(tmp_path: Path):
     scans = tmp_path / "scans"
     scans.mkdir()
@@ -255,6 +259,8 @@ def test_interrupt_reports_counts(tmp_path: Path):
     command = subprocess.Popen(
         [sys.executable, "-m", "ocr", "ingest", str(scans), "--data-dir", str(data), "--workers", "1", "--batch", "b1"],
         cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+        # A test run started in the background inherits SIGINT ignored, and Python then keeps it ignored.
+        preexec_fn=_default_sigint,
     )
     try:
         # The command prints "[n] name pN" on stderr for each page it reads; stop it during the second page.
