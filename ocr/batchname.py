@@ -3,7 +3,8 @@
 A batch name becomes part of export file names, and exports often go to a
 Windows share. So a new batch name may not contain a path separator, a
 character that Windows forbids in file names, or a control character, and is
-at most :data:`MAX_BATCH_NAME_LENGTH` characters long. Chinese text, spaces
+at most :data:`MAX_BATCH_NAME_LENGTH` characters and
+:data:`MAX_BATCH_NAME_BYTES` bytes of UTF-8 long. Chinese text, spaces
 and dashes are fine ("2026-12-04 早班").
 """
 
@@ -12,11 +13,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["MAX_BATCH_NAME_LENGTH", "batch_file_stem", "check_batch_name"]
+__all__ = ["MAX_BATCH_NAME_BYTES", "MAX_BATCH_NAME_LENGTH", "batch_file_stem", "check_batch_name"]
 
-# 64 characters of Chinese are 192 bytes in UTF-8, which leaves room for an export file's
-# card type, time stamp and extension within the 255 bytes of a Linux file name.
 MAX_BATCH_NAME_LENGTH = 64
+# 64 common Chinese characters are 192 bytes in UTF-8. That leaves room for an export file's card
+# type, kind, time stamp and extension within the 255 bytes of a Linux file name. Rarer characters
+# take 4 bytes each, so the bytes are limited too.
+MAX_BATCH_NAME_BYTES = 192
 # Path separators, and the characters that Windows forbids in file names.
 _FORBIDDEN = '/\\<>:"|?*'
 _FORBIDDEN_RUN = re.compile("[" + re.escape(_FORBIDDEN) + "]+")
@@ -35,6 +38,12 @@ def check_batch_name(name: str) -> str:
         raise ValueError(
             f"批次名有 {len(stripped)} 个字符，最多 {MAX_BATCH_NAME_LENGTH} 个 / the batch name has {len(stripped)} "
             f"characters, at most {MAX_BATCH_NAME_LENGTH} are allowed"
+        )
+    size = len(stripped.encode("utf-8"))
+    if size > MAX_BATCH_NAME_BYTES:
+        raise ValueError(
+            f"批次名太长（UTF-8 编码 {size} 字节，最多 {MAX_BATCH_NAME_BYTES} 字节，约 64 个常用汉字），请缩短 / the "
+            f"batch name is {size} bytes long in UTF-8, at most {MAX_BATCH_NAME_BYTES} are allowed; shorten it"
         )
     forbidden = sorted({char for char in stripped if char in _FORBIDDEN or _is_control(char)})
     if forbidden:
@@ -59,4 +68,7 @@ def batch_file_stem(name: str) -> str:
     """
     stem = "".join("_" if _is_control(char) else char for char in name.strip())
     stem = _FORBIDDEN_RUN.sub("_", stem).lstrip(".").strip()
-    return stem[:MAX_BATCH_NAME_LENGTH] or "batch"
+    stem = stem[:MAX_BATCH_NAME_LENGTH]
+    while len(stem.encode("utf-8")) > MAX_BATCH_NAME_BYTES:
+        stem = stem[:-1]
+    return stem or "batch"

@@ -10,7 +10,8 @@ Run it after a crash or a power loss, or on a schedule. It checks:
   is out of the pipeline's transaction, and every queued scan is either waiting
   or has its card. Every approved card is queued for transmission, with one
   original entry and one pending entry at most;
-- every image file the database names is present and not empty.
+- every image file the database names is present, not empty, decrypts with the
+  current key and contains a PNG whose chunks pass their checksums.
 
 It prints counts of what the store holds, so a run before and after a restart
 can be compared, and exits with a non-zero code when it finds a problem.
@@ -18,6 +19,7 @@ can be compared, and exits with a non-zero code when it finds a problem.
 
 from __future__ import annotations
 
+import io
 import logging
 import stat
 from dataclasses import dataclass, field
@@ -25,18 +27,22 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from PIL import Image
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DatabaseError
 
 from models.card import CardStatus
+from ocr.crypto import EncryptionError, read_stored_file
 from ocr.datafolder import check_data_folder
-from ocr.errors import ExitCode, StoreError
+from ocr.errors import ExitCode, StoreError, os_error_reason
 from ocr.queue import QueuedScanRow
 from ocr.store import AuditRow, CardRow, FieldRow, OutboxRow, ScanRow, Store
 
 __all__ = ["CheckReport", "check_command", "check_store"]
 
 log = logging.getLogger(__name__)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # Problems listed one by one; the rest are counted.
 MAX_LISTED = 20
@@ -139,11 +145,33 @@ def _check_data_folder(store: Store, report: CheckReport) -> None:
         report.problems.append((exc.message_zh, exc.message_en))
 
 
+def _unreadable_image(path: Path) -> tuple[str, str] | None:
+    """Return why a stored image file cannot be read (Chinese, English), or None when it decrypts to a sound PNG.
+
+    PIL's verify() checks the PNG signature and every chunk's CRC without decoding the pixels.
+    """
+    try:
+        data = read_stored_file(path)
+    except EncryptionError:
+        return ("无法用当前密钥解密", "cannot be decrypted with the current key")
+    except OSError as exc:
+        return (f"无法读取：{os_error_reason(exc)[0]}", f"cannot be read: {exc.strerror or exc}")
+    if not data.startswith(PNG_SIGNATURE):
+        return ("不是 PNG 图像", "not a PNG image")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except (OSError, SyntaxError, ValueError) as exc:
+        return ("PNG 数据已损坏", f"damaged PNG data: {exc}")
+    return None
+
+
 def _check_images(store: Store, report: CheckReport) -> None:
     with store.session() as session:
         named = [("scan", scan_id, path) for scan_id, path in session.execute(select(ScanRow.id, ScanRow.image_path))]
         named += [("card", card_id, path) for card_id, path in session.execute(select(CardRow.id, CardRow.straight_image_path))]
     missing = []
+    damaged = []
     referenced = set()
     for kind, row_id, stored in named:
         path = store.image_file(stored)
@@ -156,7 +184,23 @@ def _check_images(store: Store, report: CheckReport) -> None:
         # A folder or other non-file in the image's place counts as missing, as an empty file does.
         if not stat.S_ISREG(status.st_mode) or status.st_size == 0:
             missing.append((kind, row_id, path))
+            continue
+        problem = _unreadable_image(path)
+        if problem is not None:
+            damaged.append((kind, row_id, path, problem))
     report.counts["image_files"] = len(named)
+    if damaged:
+        listed = "; ".join(
+            f"{'扫描页' if kind == 'scan' else '卡片'} {row_id}: {path}（{problem[0]}）"
+            for kind, row_id, path, problem in damaged[:MAX_LISTED]
+        )
+        listed_en = "; ".join(f"{kind} {row_id}: {path} ({problem[1]})" for kind, row_id, path, problem in damaged[:MAX_LISTED])
+        report.problems.append(
+            (
+                f"{len(damaged)} 个图像文件已损坏或无法解密（{listed}）。请从备份恢复这些文件。",
+                f"{len(damaged)} image files are damaged or cannot be decrypted ({listed_en}); restore them from a backup",
+            )
+        )
     if missing:
         listed = "; ".join(f"{'扫描页' if kind == 'scan' else '卡片'} {row_id}: {path}" for kind, row_id, path in missing[:MAX_LISTED])
         listed_en = "; ".join(f"{kind} {row_id}: {path}" for kind, row_id, path in missing[:MAX_LISTED])

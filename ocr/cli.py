@@ -333,7 +333,7 @@ def status(
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """查看各批次卡片的状态与上报期限；有逾期记录或审核中已逾期的卡片时退出码为 10。 / Show card counts and transmission deadlines; exit 10 when a record is overdue or a card in review is past its deadline."""
+    """查看各批次卡片的状态与上报期限；有逾期记录、审核中已逾期或自动通过未发送且已逾期的卡片时退出码为 10。 / Show card counts and transmission deadlines; exit 10 when a record is overdue, or a card in review or auto-accepted and not sent is past its deadline."""
     from models.card import CardStatus
 
     store = _store(db, data_dir, create=False)
@@ -425,7 +425,8 @@ def _say_deadlines(store, config_path: Path | None) -> None:
     """Print the records overdue, due soon, not delivered and unconfirmed; exit with OVERDUE when one is late.
 
     A record is late when it waits for sending past its deadline. It is late too when its card
-    is still in review past the deadline, because the office has not got it either.
+    is still in review, or auto-accepted and not yet sent, past the deadline, because the office
+    has not got it either. Cards due soon do not change the exit code.
     """
     from ocr.transmit.config import load_config
     from ocr.transmit.deadline import deadline_report
@@ -433,40 +434,84 @@ def _say_deadlines(store, config_path: Path | None) -> None:
     config = load_config(config_path)
     report = deadline_report(store, config)
     hours = f"{config.deadline.due_soon_hours:g}"
+    auto_overdue = len(report.auto_accepted_overdue)
     say(
-        f"上报期限：已逾期 {len(report.overdue)} 条，{hours} 小时内到期 {len(report.due_soon)} 条，"
-        f"审核中已逾期 {len(report.review_overdue)} 张；"
-        f"未送达 {len(report.undelivered)} 条，已发送待确认 {len(report.unconfirmed)} 条，"
-        f"待发送的更正 {report.corrections_pending} 条。",
-        f"transmission deadlines: {len(report.overdue)} overdue, {len(report.due_soon)} due within {hours} h, "
-        f"{len(report.review_overdue)} in review past their deadline; {len(report.undelivered)} not delivered yet, "
-        f"{len(report.unconfirmed)} sent and awaiting acknowledgement, {report.corrections_pending} corrections queued",
+        f"上报期限：已逾期 {len(report.overdue)} 条，{hours} 小时内到期 {len(report.due_soon)} 条；"
+        f"审核中已逾期 {len(report.review_overdue)} 张，审核中 {hours} 小时内到期 {len(report.review_due_soon)} 张；"
+        f"自动通过未发送 {len(report.auto_accepted)} 张（已逾期 {auto_overdue} 张）；"
+        f"未送达 {len(report.undelivered)} 条，已发送待确认 {len(report.unconfirmed)} 条；"
+        f"待发送的更正 {report.corrections_pending} 条，撤销 {report.cancellations_pending} 条。",
+        f"transmission deadlines: {len(report.overdue)} overdue, {len(report.due_soon)} due within {hours} h; "
+        f"{len(report.review_overdue)} in review past their deadline, "
+        f"{len(report.review_due_soon)} in review due within {hours} h; "
+        f"{len(report.auto_accepted)} auto-accepted and not sent yet ({auto_overdue} overdue); "
+        f"{len(report.undelivered)} not delivered yet, {len(report.unconfirmed)} sent and awaiting acknowledgement; "
+        f"{report.corrections_pending} corrections and {report.cancellations_pending} cancellations queued",
     )
     _say_items(report.overdue, "已逾期", "overdue", report.now)
     _say_items(report.due_soon, "即将到期", "due soon", report.now)
     _say_undelivered(store, report.undelivered)
     _say_items(report.unconfirmed, "已发送待确认", "sent, awaiting acknowledgement", report.now)
     if report.review_overdue:
-        ids = ", ".join(str(item.card_id) for item in report.review_overdue[:MAX_LISTED_RECORDS])
-        more = len(report.review_overdue) - MAX_LISTED_RECORDS
-        tail = f" …(+{more})" if more > 0 else ""
+        ids = _card_ids(report.review_overdue)
         say(
-            f"  审核中已逾期：{len(report.review_overdue)} 张尚未审核的卡片已过上报期限，请尽快审核：卡片 {ids}{tail}",
+            f"  审核中已逾期：{len(report.review_overdue)} 张尚未审核的卡片已过上报期限，请尽快审核：卡片 {ids}",
             f"  in review past deadline: {len(report.review_overdue)} cards not yet approved are past their "
-            f"deadline; review them: {ids}{tail}",
+            f"deadline; review them: {ids}",
+        )
+    if report.review_due_soon:
+        ids = _card_ids(report.review_due_soon)
+        say(
+            f"  审核中 {hours} 小时内到期 {len(report.review_due_soon)} 张：卡片 {ids}。请在期限前审核。",
+            f"  in review, due within {hours} h: {len(report.review_due_soon)} cards: {ids}; "
+            "review them before the deadline",
+        )
+    if report.auto_accepted:
+        ids = _card_ids(report.auto_accepted)
+        say(
+            f"  自动通过未发送 {len(report.auto_accepted)} 张（已逾期 {auto_overdue} 张）：卡片 {ids}。"
+            "请运行 python -m ocr transmit，它会审核通过并发送这些卡片。",
+            f"  auto-accepted, not sent yet: {len(report.auto_accepted)} cards ({auto_overdue} overdue): {ids}; "
+            "run python -m ocr transmit, which approves and sends them",
         )
     if report.has_overdue:
         raise typer.Exit(ExitCode.OVERDUE)
 
 
+def _card_ids(items) -> str:
+    """Return the first MAX_LISTED_RECORDS card ids of ``items``, comma-separated, and how many more there are."""
+    ids = ", ".join(str(item.card_id) for item in items[:MAX_LISTED_RECORDS])
+    more = len(items) - MAX_LISTED_RECORDS
+    return ids + (f" …(+{more})" if more > 0 else "")
+
+
 def _say_undelivered(store, items) -> None:
-    """Print one line per batch whose records have not reached the office, with its latest error."""
+    """Print one line per batch whose records have not reached the office, by batch id, with its latest error.
+
+    While a transmit run holds the run lock, that run sends these batches, so the lines do not ask
+    the clerk to run transmit again.
+    """
     from ocr.transmit.outbox import error_text, get_batch
+    from ocr.transmit.runner import transmit_running
 
     counts: dict[int, int] = {}
     for item in items:
         counts[item.batch_id] = counts.get(item.batch_id, 0) + 1
-    for batch_id, count in counts.items():
+    if not counts:
+        return
+    try:
+        running = transmit_running(store)
+    except OSError as exc:
+        log.warning("cannot check whether a transmit run is in progress: %s", exc)
+        running = False
+    if running:
+        say(
+            "  transmit 正在运行，下列批次由它发送，无需重新运行。请等它结束后再运行 status 查看结果。",
+            "  a transmit run is in progress and sends the batches below; do not run it again; "
+            "run status again when it has finished",
+        )
+    for batch_id in sorted(counts):
+        count = counts[batch_id]
         batch = get_batch(store, str(batch_id))
         error = error_text(batch.last_error, _state["lang"]) if batch else None
         attempts = batch.attempts if batch else 0
@@ -475,6 +520,13 @@ def _say_undelivered(store, items) -> None:
             say(
                 f"  未送达：批次 {batch_id}（{count} 条，已尝试 {attempts} 次）。最后一次错误：{error}",
                 f"  not delivered: batch {batch_id} ({count} records, {attempts} attempt(s)); last error: {error}",
+            )
+            continue
+        if running:
+            say(
+                f"  未送达：批次 {batch_id}（{count} 条，已尝试 {attempts} 次），正在运行的 transmit 会发送它。",
+                f"  not delivered: batch {batch_id} ({count} records, {attempts} attempt(s)); "
+                "the transmit run in progress sends it",
             )
             continue
         if attempts:
@@ -518,6 +570,8 @@ def transmit(
     except KeyboardInterrupt:
         _say_transmit_interrupted(report)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
+    if report.held_duplicates:
+        _say_held_duplicates(report.held_duplicates)
     if report.approved:
         say(f"自动通过的卡片已审核通过：{report.approved} 张。", f"auto-accepted cards approved: {report.approved}")
     say(
@@ -591,6 +645,21 @@ def confirm(
     from ocr.transmit.config import load_config
     from ocr.transmit.runner import confirm_manual
 
+    # Checked before the store opens, so they are usage errors like any other bad option.
+    if not by.strip():
+        raise typer.BadParameter("确认人姓名为空 / the clerk's name is empty", param_hint="'--by'")
+    if receipt is not None and phone:
+        raise typer.BadParameter(
+            "--receipt 与 --phone 只能选一个：有回执编号用 --receipt，电话确认用 --phone / give either --receipt "
+            "or --phone, not both",
+            param_hint="'--receipt'",
+        )
+    if not (receipt or "").strip() and not phone:
+        raise typer.BadParameter(
+            "请填写回执编号，或用 --phone 表示已电话确认 / give the receipt number, or --phone for a confirmation "
+            "by phone",
+            param_hint="'--receipt'",
+        )
     settings = load_config(config)
     store = _store(db, data_dir, create=False)
     info = confirm_manual(store, settings, batch, clerk=by, receipt=receipt, by_phone=phone)
@@ -635,6 +704,18 @@ def handover(
         )
 
 
+def _say_held_duplicates(card_ids: list[int]) -> None:
+    """Name the auto-accepted cards that went back to review because another card has their serial number."""
+    ids = ", ".join(map(str, card_ids))
+    say(
+        f"{len(card_ids)} 张自动通过的卡片与其他卡片编号相同，已退回审核，未导出或上报：卡片 {ids}。"
+        "请在审核界面退回重复的一张，或确认两张确为不同的卡片。",
+        f"{len(card_ids)} auto-accepted cards have the serial number of another card and went back to review "
+        f"instead of being exported or sent: cards {ids}; reject the duplicate in the review app, or confirm that "
+        "both are distinct cards",
+    )
+
+
 @app.command()
 def export(
     batch: Annotated[str, typer.Option("--batch", help="要导出的批次 / batch to export")],
@@ -653,10 +734,16 @@ def export(
     templates: TemplatesOption = None,
 ) -> None:
     """导出批次中已审核的卡片，每次写新文件。 / Export a batch's approved cards to new files."""
-    from ocr.export import export_batch
+    from ocr.export import AUTO_ACTOR, export_batch
     from ocr.registry import load_registry
+    from ocr.review import hold_duplicate_serials
 
     store = _store(db, data_dir, create=False)
+    registry = load_registry(tuple(_folders(templates)))
+    if not only_approved:
+        held = hold_duplicate_serials(store, registry, actor=AUTO_ACTOR, batch=batch)
+        if held:
+            _say_held_duplicates(held)
     files = export_batch(
         store,
         batch,
@@ -665,7 +752,7 @@ def export(
         actor=os.environ.get("USER", "cli"),
         include_auto_accepted=not only_approved,
         include_exported=again,
-        registry=load_registry(tuple(_folders(templates))),
+        registry=registry,
     )
     for path in files:
         say(f"已导出：{path}", f"exported: {path}")

@@ -56,6 +56,8 @@ __all__ = [
     "flagged_fields",
     "illegible_keys",
     "mark_illegible",
+    "needs_card_view",
+    "preview_answer",
     "preview_correction",
     "reject_card",
     "revalidate",
@@ -245,6 +247,23 @@ def preview_correction(
     return revalidate(card, values, set(entries), registry, duplicates=duplicates)
 
 
+def preview_answer(store: Store, card: CardDetail, entries: dict[str, str], registry: Registry) -> dict[str, FieldResult]:
+    """Return :func:`preview_correction` of ``entries`` with the duplicate serial check that :func:`correct_fields` runs."""
+    duplicates = duplicate_serial_cards(store, _values_with_serial(card, entries, registry))
+    return preview_correction(card, entries, registry, duplicates=duplicates)
+
+
+def needs_card_view(result: FieldResult) -> bool:
+    """Return whether every open problem of ``result`` is one to confirm as true or to settle by rejecting a duplicate.
+
+    The field queue cannot settle such a field, because only the card view has
+    the confirmation with a reason and the reject action. A field that also has
+    a problem a typed value can fix (a misread, a low confidence) returns False.
+    """
+    open_codes = [code for code in result.reason_codes if not code.startswith(CONFIRMED_PREFIX)]
+    return result.needs_review and bool(open_codes) and all(_is_confirmable(code) for code in open_codes)
+
+
 def _values_with_serial(card: CardDetail, entries: dict[str, str], registry: Registry) -> CardDetail:
     """Return ``card`` with the typed card serial, so that the duplicate check looks for the new number."""
     if SERIAL_KEY not in entries or SERIAL_KEY not in card.fields:
@@ -273,8 +292,7 @@ def correct_fields(
     check_hold(store, card_id, actor)
     card = store.get_card(card_id)
     _check_editable(card, set(entries), registry)
-    duplicates = duplicate_serial_cards(store, _values_with_serial(card, entries, registry))
-    results = preview_correction(card, entries, registry, duplicates=duplicates)
+    results = preview_answer(store, card, entries, registry)
     changed = any(results[key].value != card.fields[key].value for key in entries if key in card.fields)
     flagged = any(r.needs_review for r in results.values())
     version = store.save_fields(card_id, results, actor=actor, expected_version=expected_version)
@@ -522,14 +540,14 @@ def flagged_fields(cards: Iterable[CardDetail], registry: Registry) -> list[Queu
     return sorted(items, key=_queue_order)
 
 
-def hold_duplicate_serials(store: Store, registry: Registry, *, actor: str, batch: str | None = None) -> int:
+def hold_duplicate_serials(store: Store, registry: Registry, *, actor: str, batch: str | None = None) -> list[int]:
     """Send auto-accepted cards whose card serial another card has back to review, before they are approved.
 
     ``export`` runs this on its batch and ``transmit`` on every batch. The flag goes on the
     ``card_serial`` field with an audit event, and its reason names the card with the same
-    number. Returns how many cards went back to review.
+    number. Returns the ids of the cards that went back to review.
     """
-    held = 0
+    held: list[int] = []
     for summary in store.list_cards(batch=batch, statuses=[CardStatus.AUTO_ACCEPTED]):
         card = store.get_card(summary.id)
         if card.card_type not in registry.card_types:
@@ -544,6 +562,6 @@ def hold_duplicate_serials(store: Store, registry: Registry, *, actor: str, batc
             card.id, results, actor=actor, expected_version=card.version, action="duplicate", audit_keys={SERIAL_KEY}
         )
         store.set_status(card.id, CardStatus.NEEDS_REVIEW, actor=actor, expected_version=version)
-        held += 1
+        held.append(card.id)
         log.warning("auto-accepted card %s has the card serial of cards %s and goes back to review", card.id, duplicates)
     return held

@@ -1,5 +1,8 @@
 """Deadline panel of the sidebar: records due soon, overdue, not delivered, and sent but not confirmed.
 
+Cards without a record yet are shown too: in review and overdue or due soon, and
+auto-accepted cards that the next transmit run sends.
+
 The deadlines come from :func:`ocr.transmit.deadline.deadline_report` with the
 config file named by ``$HUKA_CONFIG`` (or ``./hukacapture.toml``); the panel
 shows card ids only, never names or document numbers.
@@ -35,6 +38,14 @@ TEXTS: dict[str, tuple[str, str]] = {
         "{count} 张待审核卡片已过上报期限：卡片 {ids}",
         "{count} cards in review are past their deadline: cards {ids}",
     ),
+    "review_due_soon": (
+        "审核中 {hours} 小时内到期 {count} 张：卡片 {ids}。请在期限前审核",
+        "{count} cards in review due within {hours} h: cards {ids}; review them before the deadline",
+    ),
+    "auto_accepted": (
+        "自动通过未发送 {count} 张（已逾期 {overdue} 张）：卡片 {ids}。请运行 transmit",
+        "{count} auto-accepted cards not sent yet ({overdue} overdue): cards {ids}; run transmit",
+    ),
     "all_clear": ("没有逾期或即将到期的记录。", "Nothing is overdue or due soon."),
     "failed": ("无法读取上报期限：{message}", "cannot read the deadlines: {message}"),
 }
@@ -64,8 +75,8 @@ def render_deadline_panel(store: Store) -> None:
         return
     if report.overdue:
         st.sidebar.error(_text("overdue", count=len(report.overdue), ids=_ids(report.overdue)))
+    hours = f"{config.deadline.due_soon_hours:g}"
     if report.due_soon:
-        hours = f"{config.deadline.due_soon_hours:g}"
         st.sidebar.warning(_text("due_soon", hours=hours, count=len(report.due_soon), ids=_ids(report.due_soon)))
     if report.undelivered:
         st.sidebar.warning(_text("undelivered", count=len(report.undelivered), ids=_ids(report.undelivered)))
@@ -75,5 +86,23 @@ def render_deadline_panel(store: Store) -> None:
         st.sidebar.warning(
             _text("review_overdue", count=len(report.review_overdue), ids=_ids(report.review_overdue))
         )
-    if not (report.overdue or report.due_soon or report.undelivered or report.unconfirmed or report.review_overdue):
+    if report.review_due_soon:
+        st.sidebar.warning(
+            _text("review_due_soon", hours=hours, count=len(report.review_due_soon), ids=_ids(report.review_due_soon))
+        )
+    if report.auto_accepted:
+        overdue = len(report.auto_accepted_overdue)
+        values = {"count": len(report.auto_accepted), "overdue": overdue, "ids": _ids(report.auto_accepted)}
+        show = st.sidebar.error if overdue else st.sidebar.warning
+        show(_text("auto_accepted", **values))
+    groups = (
+        report.overdue,
+        report.due_soon,
+        report.undelivered,
+        report.unconfirmed,
+        report.review_overdue,
+        report.review_due_soon,
+        report.auto_accepted,
+    )
+    if not any(groups):
         st.sidebar.caption(_text("all_clear"))

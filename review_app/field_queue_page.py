@@ -15,6 +15,14 @@ flagged field of a card is answered, the card view opens so the reviewer can
 check the whole record and approve it (Alt+A), then comes back here. Taking
 a field holds its card for the reviewer; cards held by someone else are
 skipped.
+
+A field whose only problems are a card serial shared with another card or a
+rule to confirm as true (a visa that ends before departure) cannot be settled
+here, because the queue has no reject action and no confirmation with a
+reason. Answering it with a value that still has such a problem saves nothing:
+the field is skipped for the rest of the session and listed below the queue
+with a button that opens its card. A typed value that clears the problem is
+saved as usual.
 """
 
 from __future__ import annotations
@@ -33,11 +41,13 @@ from ocr.errors import CardCaptureError
 from ocr.holds import active_holds
 from ocr.review import (
     QueuedField,
+    confirmable_codes,
     correct_fields,
     flagged_fields,
     illegible_keys,
     mark_illegible,
-    preview_correction,
+    needs_card_view,
+    preview_answer,
 )
 from ocr.store import Store
 from review_app.card_hold import hold_card
@@ -59,6 +69,8 @@ UPCOMING_SHOWN = 5
 CONTEXT_MARGIN_PX = 40
 # The last answer, shown above the next field: (card id, field label, value, or None for illegible).
 LAST_ANSWER_KEY = "field_queue_last"
+# Fields left for the card view in this session, as (card id, field key, card version): a new card version takes them back.
+CARD_VIEW_KEY = "field_queue_card_view"
 
 
 @dataclass(frozen=True)
@@ -92,26 +104,48 @@ def _field_spec(context: PageContext, item: QueuedField) -> FieldSpec:
     return context.registry.card_type(item.card.card_type).field(item.key)
 
 
+def _left_for_card_view() -> set[tuple[int, str, int]]:
+    return st.session_state.setdefault(CARD_VIEW_KEY, set())
+
+
+def _is_left_for_card_view(item: QueuedField) -> bool:
+    return (item.card.id, item.key, item.card.version) in _left_for_card_view()
+
+
 # Answers.
 
 
 def _after_answer(context: PageContext, card_id: int) -> None:
-    """Go on after an answer: the next field, or the card view when the card has no flagged field left."""
+    """Go on after an answer: the next field, or the card view when the queue has no field of the card left."""
     card = context.store.get_card(card_id)
     illegible = illegible_keys(card)
-    if any(key not in illegible for key in card.flagged_keys):
+    left = {key for card_key, key, version in _left_for_card_view() if card_key == card.id and version == card.version}
+    if any(key not in illegible and key not in left for key in card.flagged_keys):
         st.rerun()
     if illegible:
         push_flash("warning", tr("card_to_front_desk", card_id=card.id))
         st.rerun()
-    push_flash("info", tr("card_ready", card_id=card.id))
+    if left & set(card.flagged_keys):
+        push_flash("info", tr("card_ready_to_confirm", card_id=card.id))
+    else:
+        push_flash("info", tr("card_ready", card_id=card.id))
     open_card_from(card.id, "fields")
+
+
+def _leave_for_card_view(item: QueuedField, label: str) -> None:
+    """Skip ``item`` for this session, with a message on the next run that it waits for the card view."""
+    _left_for_card_view().add((item.card.id, item.key, item.card.version))
+    log.info("card %s field %s needs the card view and is skipped in the field queue", item.card.id, item.key)
+    push_flash("warning", tr("field_needs_card_view", card_id=item.card.id, label=label))
+    st.rerun()
 
 
 def _answer(context: PageContext, item: QueuedField, value: str) -> None:
     """Save ``value`` for the field, unless it still breaks a rule; then go on."""
     spec = _field_spec(context, item)
-    preview = preview_correction(item.card, {item.key: value}, context.registry)[item.key]
+    preview = preview_answer(context.store, item.card, {item.key: value}, context.registry)[item.key]
+    if needs_card_view(preview):
+        _leave_for_card_view(item, _labels(spec)[0])
     if preview.needs_review:
         st.error(tr("answer_fails", reason=preview.reason.rstrip("。")))
         return
@@ -188,6 +222,9 @@ def _render_field(context: PageContext, item: QueuedField) -> None:
         if lang() == "en" and result.reason_codes:
             reason += " (" + html.escape(", ".join(result.reason_codes)) + ")"
         answer_column.markdown(f"<span style='color:#b42318'>{reason}</span>", unsafe_allow_html=True)
+        if confirmable_codes({item.key: result}):
+            # The stored reason points to the card view's confirmation box, which this page does not have.
+            answer_column.warning(tr("field_confirm_in_card"))
         answer_column.caption(tr("confidence", value=f"{result.confidence:.2f}"))
 
         with answer_column.form(key=f"answer_form_{card.id}_{item.key}", border=False):
@@ -232,6 +269,22 @@ def _render_upcoming(context: PageContext, items: list[QueuedField]) -> None:
     st.markdown("\n".join(lines), unsafe_allow_html=True)
 
 
+def _render_card_view_list(context: PageContext, items: list[QueuedField]) -> None:
+    """List the fields left for the card view, each with a button that opens its card."""
+    if not items:
+        return
+    st.subheader(tr("card_view_heading", count=len(items)))
+    for item in items:
+        label = _labels(_field_spec(context, item))[0]
+        row = st.columns([4, 1], vertical_alignment="center")
+        row[0].markdown(
+            f"#{item.card.id} · {html.escape(label)} · <span style='color:#b42318'>{html.escape(item.result.reason)}</span>",
+            unsafe_allow_html=True,
+        )
+        if row[1].button(tr("open"), key=f"card_view_{item.card.id}_{item.key}"):
+            open_card_from(item.card.id, "fields")
+
+
 def _render_front_desk(context: PageContext, cards: list[CardDetail]) -> None:
     """List the cards with fields marked illegible, each with a button to open it for return to the front desk."""
     waiting = [(card, illegible_keys(card)) for card in cards]
@@ -264,6 +317,8 @@ def render(context: PageContext) -> None:
     items = flagged_fields(cards, context.registry)
     holds = active_holds(store, {item.card.id for item in items})
     free = [item for item in items if item.card.id not in holds or holds[item.card.id].holder == context.user.name]
+    left = [item for item in free if _is_left_for_card_view(item)]
+    free = [item for item in free if not _is_left_for_card_view(item)]
 
     current = None
     # Cards someone else took since the holds were read.
@@ -277,12 +332,16 @@ def render(context: PageContext) -> None:
         taken.add(item.card.id)
     free = [item for item in free if item.card.id not in taken]
 
-    held_elsewhere = len(items) - len(free)
+    held_elsewhere = len(items) - len(free) - len(left)
     _show_last_answer()
     if current is None:
-        st.success(tr("fields_done", batch=batch))
+        if left:
+            st.success(tr("fields_done_but_card_view", batch=batch, count=len(left)))
+        else:
+            st.success(tr("fields_done", batch=batch))
         if held_elsewhere:
             st.info(tr("fields_held_elsewhere", count=held_elsewhere))
+        _render_card_view_list(context, left)
         _render_front_desk(context, cards)
         return
 
@@ -293,4 +352,5 @@ def render(context: PageContext) -> None:
     st.info(tr("fields_keys"))
     _render_field(context, current)
     _render_upcoming(context, [item for item in free if item is not current])
+    _render_card_view_list(context, left)
     _render_front_desk(context, cards)

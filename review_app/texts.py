@@ -194,6 +194,33 @@ TEXTS: dict[str, tuple[str, str]] = {
         "卡片 {card_id} 有无法辨认的字段，已列入下方的退回前台清单。",
         "Card {card_id} has illegible fields and is listed below for return to the front desk.",
     ),
+    "field_confirm_in_card": (
+        "字段队列中不能退回卡片，也不能确认属实：如为重复入库的卡片或原卡无误，请按 Alt+O 打开整张卡片处理；"
+        "如值有误，输入正确的值后按 Enter。",
+        "The field queue cannot reject a card or confirm a value as true. If the card is stored twice or the card "
+        "is right, press Alt+O to open the whole card. If the value is wrong, type the right one and press Enter.",
+    ),
+    "field_needs_card_view": (
+        "卡片 #{card_id} {label} 未保存：此字段的问题（编号与其他卡片相同，或需确认原卡属实）不能在字段队列中处理，"
+        "本次已跳过。请在下方“需打开整张卡片处理”清单中点“打开”（停在该字段时也可按 Alt+O），"
+        "退回重复入库的卡片，或勾选“原卡无误，确认属实”并写明原因。",
+        "Card #{card_id} {label} is not saved: its problem (a card serial shared with another card, or a value to "
+        "confirm as true) cannot be settled in the field queue, so the field is skipped for this session. Open its "
+        "card from the list “To settle on the whole card” below (or press Alt+O while the field is shown), then "
+        "reject the duplicate card, or tick “confirm as true” and write the reason.",
+    ),
+    "card_ready_to_confirm": (
+        "卡片 {card_id} 在字段队列中能处理的字段已处理完。其余字段请在此处理：退回重复入库的卡片，"
+        "或勾选“原卡无误，确认属实”并写明原因，再按 Alt+A 审核通过。",
+        "The fields of card {card_id} that the field queue can settle are answered. Settle the rest here: reject "
+        "the duplicate card, or tick “confirm as true”, write the reason and press Alt+A to approve.",
+    ),
+    "card_view_heading": ("需打开整张卡片处理（{count} 个字段）", "To settle on the whole card ({count} fields)"),
+    "fields_done_but_card_view": (
+        "批次 {batch} 中字段队列能处理的待核字段已处理完；还有 {count} 个字段需打开整张卡片处理，见下方清单。",
+        "Batch {batch} has no fields left that the field queue can settle; {count} fields need the whole card "
+        "and are listed below.",
+    ),
     "front_desk_heading": ("待退回前台（{count} 张）", "To return to the front desk ({count} cards)"),
     "front_desk_row": ("卡片 #{card_id} · {source} · 无法辨认：{fields}", "card #{card_id} · {source} · illegible: {fields}"),
     "users_title": ("用户管理", "Users"),

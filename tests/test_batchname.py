@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ocr.batchname import MAX_BATCH_NAME_LENGTH, batch_file_stem, check_batch_name
+from ocr.batchname import MAX_BATCH_NAME_BYTES, MAX_BATCH_NAME_LENGTH, batch_file_stem, check_batch_name
 from ocr.export import export_batch
 from ocr.review import approve_card
 from ocr.store import Store
@@ -33,6 +33,8 @@ def test_batch_name_accepted(name: str):
         (".hidden", "不能以 . 开头"),
         ("   ", "不能为空"),
         ("长" * (MAX_BATCH_NAME_LENGTH + 1), f"最多 {MAX_BATCH_NAME_LENGTH} 个"),
+        # 64 characters of 4 bytes each: within the character count, but too long as a file name.
+        ("\U00020000" * MAX_BATCH_NAME_LENGTH, f"最多 {MAX_BATCH_NAME_BYTES} 字节"),
     ],
 )
 def test_batch_name_rejected(name: str, reason: str):
@@ -60,9 +62,10 @@ def test_batch_file_stem(name: str, stem: str):
 
 def test_batch_file_stem_length():
     assert len(batch_file_stem("长" * 200)) == MAX_BATCH_NAME_LENGTH
+    assert len(batch_file_stem("\U00020000" * 64).encode("utf-8")) <= MAX_BATCH_NAME_BYTES
 
 
-@pytest.mark.parametrize("batch", ["2026/12/04 早班", "../escaped", "名" * 100])
+@pytest.mark.parametrize("batch", ["2026/12/04 早班", "../escaped", "名" * 100, "\U00020000" * 64])
 def test_export_old_batch_name_stays_in_out(tmp_path: Path, store_url: str, batch: str):
     # A batch stored before names were checked: its export files must land inside --out.
     store = Store(url=store_url, data_dir=tmp_path / "data")

@@ -143,3 +143,41 @@ def test_folder_in_image_place_reported(cards: Cards, store_url: str, tmp_path: 
     report = check_store(cards.store)
 
     assert any("1 个图像文件缺失或为空" in message_zh for message_zh, _message_en in report.problems)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda data: b"garbage", "不是 PNG 图像"),
+        (lambda data: data[:-40], "PNG 数据已损坏"),
+        (lambda data: data[:60] + bytes([data[60] ^ 0xFF]) + data[61:], "PNG 数据已损坏"),
+    ],
+    ids=["garbage", "truncated", "flipped byte"],
+)
+def test_damaged_image_reported(cards: Cards, store_url: str, tmp_path: Path, damage, reason: str):
+    image = Path(cards.store.get_card(1).straight_image)
+    image.write_bytes(damage(image.read_bytes()))
+
+    result = run_check(store_url, tmp_path / "data")
+
+    assert result.returncode == ExitCode.STORE_FAILED, result.stderr
+    assert "1 个图像文件已损坏或无法解密" in result.stderr
+    assert f"{image}（{reason}）" in result.stderr
+
+
+def test_undecryptable_image_reported(tmp_path: Path, monkeypatch):
+    from ocr.crypto import KEY_ENV, generate_key
+
+    key = generate_key()
+    monkeypatch.setenv(KEY_ENV, key)
+    store = Store(data_dir=tmp_path / "data")
+    Cards(store, sample_png()).add(foreign_values("0012345", "2025-12-15"))
+    image = Path(store.get_card(1).straight_image)
+    data = bytearray(image.read_bytes())
+    data[-5] ^= 0x01
+    image.write_bytes(bytes(data))
+    store.close()
+
+    report = check_store(Store(data_dir=tmp_path / "data", create=False))
+
+    assert any("1 个图像文件已损坏或无法解密" in zh and "无法用当前密钥解密" in zh for zh, _en in report.problems), report.problems

@@ -928,6 +928,123 @@ def test_duplicate_serial_named_on_card(tmp_path: Path, monkeypatch: pytest.Monk
     assert f"编号与卡片 {created.card_ids[0]} 相同" in _texts(app.error)
 
 
+def _twin_serial_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ReviewStore:
+    """Return a store with two cards of one card serial whose only flagged field is that serial."""
+    created = make_review_store(tmp_path, cards=1)
+    extraction, png = _flagged_extraction("/scans/photo_of_card_001.png", seed=7)
+    twin = created.store.add_card(
+        batch="2025-05-01", content_key=f"{'e' * 64}:1", extraction=extraction, original_png=png, straight_png=png
+    )
+    created.card_ids.append(twin)
+    # Correcting the other flagged fields runs the duplicate check, which flags the serial of both cards.
+    for card_id in created.card_ids:
+        _fix_card(created.store, card_id)
+    for card_id in created.card_ids:
+        card = created.store.get_card(card_id)
+        assert card.flagged_keys == ["card_serial"]
+        assert "duplicate_serial" in card.fields["card_serial"].reason_codes
+    _add_accounts(created.store)
+    _point_app_at(monkeypatch, created)
+    return created
+
+
+def _serial_input_key(store: Store, card_id: int) -> str:
+    return f"answer_{card_id}_card_serial_{store.get_card(card_id).version}"
+
+
+def test_field_queue_skips_duplicate_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    created = _twin_serial_store(tmp_path, monkeypatch)
+    first, twin = created.card_ids
+    versions = {card_id: created.store.get_card(card_id).version for card_id in created.card_ids}
+    app = _start_app()
+    assert "还有 2 个待核字段" in _page_text(app)
+    assert app.text_input(key=_serial_input_key(created.store, first)).value == CLEAN_VALUES["card_serial"]
+    assert "字段队列中不能退回卡片，也不能确认属实" in _texts(app.warning)
+
+    app.button(key="accept").click().run()
+    assert not app.exception, app.exception
+
+    text = _page_text(app)
+    assert f"上一项：卡片 #{first} 编号" not in text
+    assert f"卡片 #{first} 编号 未保存" in _texts(app.warning)
+    assert "不能在字段队列中处理" in _texts(app.warning)
+    # The queue goes on to the twin's serial instead of showing the same field again.
+    keys = {element.key for element in app.text_input}
+    assert _serial_input_key(created.store, first) not in keys
+    assert _serial_input_key(created.store, twin) in keys
+    assert "还有 1 个待核字段" in text
+    assert "需打开整张卡片处理（1 个字段）" in text
+    assert created.store.get_card(first).version == versions[first]
+    assert not _person_events(created.store, first, REVIEWER)
+
+    app.button(key="accept").click().run()
+    assert not app.exception, app.exception
+    assert "字段队列能处理的待核字段已处理完；还有 2 个字段需打开整张卡片处理" in _texts(app.success)
+    assert created.store.get_card(twin).version == versions[twin]
+    assert not _person_events(created.store, twin, REVIEWER)
+
+    # The list opens the card, where the duplicate can be rejected or confirmed.
+    app.button(key=f"card_view_{first}_card_serial").click().run()
+    assert not app.exception, app.exception
+    assert app.session_state["card_id"] == first
+    assert app.header[0].value == f"卡片 {first}"
+
+
+def test_field_queue_saves_corrected_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    created = _twin_serial_store(tmp_path, monkeypatch)
+    first, twin = created.card_ids
+    app = _start_app()
+    app.text_input(key=_serial_input_key(created.store, first)).input("0039054")
+    app.button(key="accept").click().run()
+    assert not app.exception, app.exception
+
+    assert _field_value(created.store, first, "card_serial") == "0039054"
+    assert not created.store.get_card(first).fields["card_serial"].needs_review
+    events = _person_events(created.store, first, REVIEWER)
+    assert [(e.action, e.field_key) for e in events] == [("correct", "card_serial")]
+    # The last flagged field of the card is answered, so its card view opens for the approval.
+    assert app.session_state["card_id"] == first
+
+    # The twin's stored flag is out of date now: accepting its serial in the queue saves it.
+    _go(app, "fields")
+    assert app.text_input(key=_serial_input_key(created.store, twin)).value == CLEAN_VALUES["card_serial"]
+    app.button(key="accept").click().run()
+    assert not app.exception, app.exception
+    assert not created.store.get_card(twin).fields["card_serial"].needs_review
+    assert [e.field_key for e in _person_events(created.store, twin, REVIEWER)] == ["card_serial"]
+
+
+def test_field_queue_skips_expiring_visa(review: ReviewStore) -> None:
+    first, second = review.card_ids
+    # The guest's visa ends two days before the booked departure of 2025-05-05.
+    _fix_card(review.store, first, valid_until="2025-05-03")
+    version = review.store.get_card(first).version
+    app = _start_app()
+    assert app.text_input(key=f"answer_{first}_departure_date_{version}").value == CLEAN_VALUES["departure_date"]
+
+    app.button(key="accept").click().run()
+    assert not app.exception, app.exception
+
+    assert f"卡片 #{first} 离店日期 未保存" in _texts(app.warning)
+    assert "上一项：" not in _page_text(app)
+    assert f"answer_{second}_date_of_birth_1" in {element.key for element in app.text_input}
+    assert review.store.get_card(first).version == version
+    assert not _person_events(review.store, first, REVIEWER)
+
+
+def test_field_queue_card_view_message_english(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _twin_serial_store(tmp_path, monkeypatch)
+    app = _start_app()
+    app.sidebar.radio(key="lang").set_value("en").run()
+    assert "The field queue cannot reject a card or confirm a value as true" in _texts(app.warning)
+
+    app.button(key="accept").click().run()
+    assert not app.exception, app.exception
+    warnings = _texts(app.warning)
+    assert "is not saved: its problem (a card serial shared with another card" in warnings
+    assert "To settle on the whole card (1 fields)" in _page_text(app)
+
+
 def test_english_switch_shows_english_labels(review: ReviewStore) -> None:
     app = _start_app(page="cards")
     assert app.sidebar.radio(key="lang").value == "zh"

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import csv
 import datetime
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +32,10 @@ from ocr.review import (
 )
 from ocr.registry import load_registry
 from ocr.store import Store
+from ocr.transmit.config import load_config
 from ocr.transmit.outbox import approve_auto_accepted
+from ocr.transmit.runner import run_transmit
+from test_transmit_support import write_config
 from card_builders import card_adder, sample_scan_png, truth_values
 
 BATCH = "2025-12-15"
@@ -289,6 +295,36 @@ def test_transmit_approval_holds_duplicates(store, add_card):
     for card_id in (first, second):
         assert store.get_card(card_id).status == CardStatus.NEEDS_REVIEW, card_id
         assert DUPLICATE_SERIAL_CODE in store.get_card(card_id).fields["card_serial"].reason_codes, card_id
+
+
+def test_export_command_names_held_duplicates(tmp_path):
+    cli_store = Store(data_dir=tmp_path / "cli")
+    add = card_adder(cli_store, sample_scan_png(), BATCH, "cli")
+    first = add("foreign_guest", dict(FOREIGN))
+    second = add("foreign_guest", dict(FOREIGN))
+    add("foreign_guest", dict(FOREIGN, card_serial="0038570"))
+    cli_store.close()
+    env = {k: v for k, v in os.environ.items() if k not in ("HUKA_LANG", "HUKA_DB_URL", "HUKA_DATA_DIR")}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ocr", "export", "--batch", BATCH, "--out", "out", "--data-dir", "cli"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, encoding="utf-8", timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert f"2 张自动通过的卡片与其他卡片编号相同，已退回审核，未导出或上报：卡片 {first}, {second}" in result.stdout
+    assert "已导出：" in result.stdout
+
+
+def test_transmit_report_names_held_duplicates(store, add_card, tmp_path):
+    first = add_card("foreign_guest", dict(FOREIGN))
+    second = add_card("foreign_guest", dict(FOREIGN))
+    config = load_config(write_config(tmp_path / "hukacapture.toml", adapter="folder", folder=tmp_path / "drop"))
+
+    report = run_transmit(store, config, registry=load_registry())
+
+    assert report.held_duplicates == [first, second]
+    assert report.approved == 0
 
 
 # Reason texts

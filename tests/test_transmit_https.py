@@ -327,3 +327,21 @@ def test_missing_ca_bundle_is_config_error(tmp_path: Path, cards: Cards):
     assert result.returncode == ExitCode.CONFIG_INVALID
     assert "transmit.ca_bundle" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage\n"], ids=["empty", "garbage"])
+def test_invalid_ca_bundle_is_config_error(tmp_path: Path, cards: Cards, content: bytes):
+    bundle = tmp_path / "office-ca.pem"
+    bundle.write_bytes(content)
+    config_file = write_config(
+        tmp_path / "hukacapture.toml", adapter="https", url="https://127.0.0.1:9/batches", hotel_id="H001", ca_bundle=str(bundle)
+    )
+    cards.store.close()
+
+    result = run_cli(["transmit", "--config", str(config_file), "--data-dir", str(tmp_path / "data")], tmp_path)
+    _stdout, stderr = result.communicate(timeout=SUBPROCESS_TIMEOUT_S)
+
+    assert result.returncode == ExitCode.CONFIG_INVALID, stderr
+    assert "transmit.ca_bundle" in stderr
+    assert "没有可用的 CA 证书" in stderr
+    assert "Traceback" not in stderr

@@ -333,3 +333,56 @@ def test_drop_folder_error_in_chinese(tmp_path: Path, cards: Cards):
     assert f"无法写入目录 {drop}：已有同名的文件。" in message_zh
     assert "File exists" not in message_zh
     assert "File exists" in message_en
+
+
+def test_run_probe_sees_held_lock(store_url: str, tmp_path: Path):
+    from ocr.transmit.runner import _run_lock, transmit_running
+
+    store = Store(store_url, data_dir=tmp_path / "data")
+    try:
+        assert transmit_running(store) is False
+        with _run_lock(store):
+            assert transmit_running(store) is True
+            # The probe leaves the lock with the run: a second run is still rejected.
+            with pytest.raises(ConfigError, match="another transmit run"):
+                with _run_lock(store):
+                    pass
+        assert transmit_running(store) is False
+        # After the probe, a run can take the lock again.
+        with _run_lock(store):
+            pass
+    finally:
+        store.close()
+
+
+def test_deadline_review_due_soon_and_auto_accepted(tmp_path: Path, cards: Cards):
+    soon = cards.add(foreign_values("0012345", "2025-12-15"), approve=False)
+    version = cards.store.get_card(soon).version
+    cards.store.set_status(soon, CardStatus.NEEDS_REVIEW, actor="王芳", expected_version=version)
+    later = cards.add(foreign_values("0012346", "2025-12-16"), approve=False)
+    version = cards.store.get_card(later).version
+    cards.store.set_status(later, CardStatus.NEEDS_REVIEW, actor="王芳", expected_version=version)
+    auto_late = cards.add(foreign_values("0012347", "2025-12-13"), approve=False)
+    auto_soon = cards.add(foreign_values("0012348", "2025-12-15"), approve=False)
+    path = write_config(tmp_path / "hukacapture.toml", adapter="manual", manual_folder=tmp_path / "up")
+    now = datetime(2025, 12, 15, 20, 0, tzinfo=SHANGHAI)
+
+    report = deadline_report(cards.store, load_config(path), now=now)
+
+    assert cards.store.get_card(auto_late).status == CardStatus.AUTO_ACCEPTED
+    assert [item.card_id for item in report.review_due_soon] == [soon]
+    assert report.review_overdue == []
+    assert [item.card_id for item in report.auto_accepted] == [auto_late, auto_soon]
+    assert [item.card_id for item in report.auto_accepted_overdue] == [auto_late]
+    assert report.has_overdue
+    assert later not in [item.card_id for item in report.review_due_soon]
+
+    # Without include_auto_accepted, transmit leaves auto-accepted cards to review.
+    path = write_config(
+        tmp_path / "hukacapture.toml", adapter="manual", manual_folder=tmp_path / "up", include_auto_accepted=False
+    )
+    in_review = deadline_report(cards.store, load_config(path), now=now)
+
+    assert in_review.auto_accepted == []
+    assert [item.card_id for item in in_review.review_overdue] == [auto_late]
+    assert [item.card_id for item in in_review.review_due_soon] == [soon, auto_soon]

@@ -22,7 +22,16 @@ from ocr.errors import ExitCode
 from ocr.store import Store
 from ocr.transmit.config import load_config
 from ocr.transmit.deadline import deadline_report
-from test_transmit_support import Cards, Receiver, ReceiverServer, foreign_values, sample_png, signed_in_review_app, write_config
+from test_transmit_support import (
+    REGISTRY,
+    Cards,
+    Receiver,
+    ReceiverServer,
+    foreign_values,
+    sample_png,
+    signed_in_review_app,
+    write_config,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -185,6 +194,15 @@ def test_review_overdue_named_in_status(tmp_path: Path):
     assert "1 in review past their deadline" in en.stdout
 
 
+def open_review_app(tmp_path: Path, config: Path, monkeypatch):
+    """Sign in to the review app on the store in ``tmp_path / "data"`` with ``config``, as reviewer 王芳."""
+    monkeypatch.setenv("HUKA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HUKA_CONFIG", str(config))
+    monkeypatch.delenv("HUKA_DB_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return signed_in_review_app("王芳", "kaishi-2025")
+
+
 def test_review_app_panel_shows_undelivered(tmp_path: Path, cards: Cards, monkeypatch):
     from ocr.accounts import Role, add_user
 
@@ -194,15 +212,155 @@ def test_review_app_panel_shows_undelivered(tmp_path: Path, cards: Cards, monkey
     store = Store(data_dir=tmp_path / "data")
     add_user(store, "王芳", Role.REVIEWER, "kaishi-2025")
     store.close()
-    monkeypatch.setenv("HUKA_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("HUKA_CONFIG", str(config))
-    monkeypatch.delenv("HUKA_DB_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-    app = signed_in_review_app("王芳", "kaishi-2025")
+    app = open_review_app(tmp_path, config, monkeypatch)
 
     assert not app.exception, app.exception
     warnings = "\n".join(str(element.value) for element in app.sidebar.warning)
     infos = "\n".join(str(element.value) for element in app.sidebar.info)
     assert "未送达 3 条" in warnings
     assert "已发送待确认" not in infos
+
+
+def due_soon_config(path: Path, hours: int) -> Path:
+    """Write a manual-upload config whose "due soon" window is ``hours``."""
+    write_config(path, adapter="manual", manual_folder=path.parent / "upload")
+    with path.open("a", encoding="utf-8") as file:
+        file.write(f"\n[deadline]\ndue_soon_hours = {hours}\n")
+    return path
+
+
+def test_review_due_soon_named_in_status(tmp_path: Path, monkeypatch):
+    from ocr.accounts import Role, add_user
+
+    cards = Cards(Store(data_dir=tmp_path / "data"), sample_png())
+    # Arrival today: due at 00:00 tomorrow, within 48 hours whatever the hour now.
+    in_review = cards.add(foreign_values("0012345", in_days(0)), approve=False)
+    version = cards.store.get_card(in_review).version
+    cards.store.set_status(in_review, CardStatus.NEEDS_REVIEW, actor="王芳", expected_version=version)
+    add_user(cards.store, "王芳", Role.REVIEWER, "kaishi-2025")
+    cards.store.close()
+    config = due_soon_config(tmp_path / "hukacapture.toml", 48)
+
+    zh = run_cli(["status", "--config", str(config), "--data-dir", "data"], tmp_path)
+    en = run_cli(["--lang", "en", "status", "--config", str(config), "--data-dir", "data"], tmp_path)
+
+    assert zh.returncode == 0, zh.stdout + zh.stderr
+    assert "审核中 48 小时内到期 1 张" in zh.stdout
+    assert f"审核中 48 小时内到期 1 张：卡片 {in_review}。请在期限前审核。" in zh.stdout
+    assert en.returncode == 0, en.stderr
+    assert "1 in review due within 48 h" in en.stdout
+    assert f"in review, due within 48 h: 1 cards: {in_review}" in en.stdout
+
+    app = open_review_app(tmp_path, config, monkeypatch)
+
+    assert not app.exception, app.exception
+    warnings = "\n".join(str(element.value) for element in app.sidebar.warning)
+    assert f"审核中 48 小时内到期 1 张：卡片 {in_review}" in warnings
+
+
+def test_auto_accepted_told_to_transmit(tmp_path: Path):
+    cards = Cards(Store(data_dir=tmp_path / "data"), sample_png())
+    late = cards.add(foreign_values("0012345", in_days(-3)), approve=False)
+    on_time = cards.add(foreign_values("0012346", in_days(3)), approve=False)
+    assert cards.store.get_card(late).status == CardStatus.AUTO_ACCEPTED
+    cards.store.close()
+
+    zh = run_cli(["status", "--data-dir", "data"], tmp_path)
+    en = run_cli(["--lang", "en", "status", "--data-dir", "data"], tmp_path)
+
+    assert zh.returncode == ExitCode.OVERDUE, zh.stderr
+    assert "审核中已逾期 0 张" in zh.stdout
+    assert "请尽快审核" not in zh.stdout
+    assert "自动通过未发送 2 张（已逾期 1 张）" in zh.stdout
+    assert f"卡片 {late}, {on_time}。请运行 python -m ocr transmit" in zh.stdout
+    assert en.returncode == ExitCode.OVERDUE
+    assert "0 in review past their deadline" in en.stdout
+    assert "2 auto-accepted and not sent yet (1 overdue)" in en.stdout
+    assert "run python -m ocr transmit, which approves and sends them" in en.stdout
+
+
+def test_auto_accepted_on_time_exits_zero(tmp_path: Path):
+    cards = Cards(Store(data_dir=tmp_path / "data"), sample_png())
+    cards.add(foreign_values("0012345", in_days(3)), approve=False)
+    cards.store.close()
+
+    zh = run_cli(["status", "--data-dir", "data"], tmp_path)
+
+    assert zh.returncode == 0, zh.stderr
+    assert "自动通过未发送 1 张（已逾期 0 张）" in zh.stdout
+
+
+def test_status_during_transmit_run(tmp_path: Path):
+    cards = Cards(Store(data_dir=tmp_path / "data"), sample_png())
+    # The later arrival is queued first, so its batch (2) comes first in the queue.
+    cards.add(foreign_values("0012345", in_days(3)))
+    cards.add(foreign_values("0012346", in_days(2)))
+    cards.store.close()
+    receiver = Receiver(script=["delay:30"])
+    with ReceiverServer(receiver) as server:
+        config = https_config(tmp_path, server.url)
+        sender = subprocess.Popen(
+            [sys.executable, "-m", "ocr", "transmit", "--config", str(config), "--data-dir", "data"],
+            cwd=tmp_path,
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert receiver.received.wait(COMMAND_TIMEOUT_S), "the receiver got no request"
+            during = run_cli(["status", "--config", str(config), "--data-dir", "data"], tmp_path)
+            receiver.release.set()
+            sender.communicate(timeout=COMMAND_TIMEOUT_S)
+        finally:
+            if sender.poll() is None:
+                sender.kill()
+                sender.wait()
+
+    assert during.returncode == 0, during.stderr
+    assert "transmit 正在运行" in during.stdout
+    assert "请重新运行" not in during.stdout
+    first = during.stdout.index("未送达：批次 1（")
+    second = during.stdout.index("未送达：批次 2（")
+    assert first < second
+    assert sender.returncode == 0
+
+
+def test_undelivered_batches_sorted_by_id(tmp_path: Path):
+    cards = Cards(Store(data_dir=tmp_path / "data"), sample_png())
+    cards.add(foreign_values("0012345", in_days(3)))
+    cards.add(foreign_values("0012346", in_days(2)))
+    cards.store.close()
+    config = https_config(tmp_path, f"http://127.0.0.1:{free_port()}/batches")
+    run_cli(["transmit", "--config", str(config), "--data-dir", "data"], tmp_path)
+
+    status = run_cli(["status", "--config", str(config), "--data-dir", "data"], tmp_path)
+
+    assert "transmit 正在运行" not in status.stdout
+    assert status.stdout.index("未送达：批次 1（") < status.stdout.index("未送达：批次 2（")
+
+
+def test_corrections_and_cancellations_counted_apart(tmp_path: Path):
+    from ocr.review import correct_fields, reject_card
+
+    cards = Cards(Store(data_dir=tmp_path / "data"), sample_png())
+    corrected = cards.add(foreign_values("0012345", in_days(2)))
+    rejected = cards.add(foreign_values("0012346", in_days(2)))
+    config = write_config(tmp_path / "hukacapture.toml", adapter="manual", manual_folder=tmp_path / "upload")
+    sent = run_cli(["transmit", "--config", str(config), "--data-dir", "data"], tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    store = cards.store
+    correct_fields(
+        store, corrected, {"room_number": "1209"}, actor="王芳",
+        expected_version=store.get_card(corrected).version, registry=REGISTRY,
+    )
+    reject_card(store, rejected, actor="王芳", expected_version=store.get_card(rejected).version, kind="front_desk")
+    store.close()
+
+    zh = run_cli(["status", "--config", str(config), "--data-dir", "data"], tmp_path)
+    en = run_cli(["--lang", "en", "status", "--config", str(config), "--data-dir", "data"], tmp_path)
+
+    assert zh.returncode == 0, zh.stderr
+    assert "待发送的更正 1 条，撤销 1 条" in zh.stdout
+    assert en.returncode == 0, en.stderr
+    assert "1 corrections and 1 cancellations queued" in en.stdout

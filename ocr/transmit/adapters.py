@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -230,7 +231,7 @@ class HttpsAdapter:
 
 
 def _checked_ca_bundle(config: Config) -> str:
-    """Return ``transmit.ca_bundle`` as text; raise :class:`ConfigError` naming the key when the file is missing.
+    """Return ``transmit.ca_bundle`` as text; raise :class:`ConfigError` naming the key when the file is missing or contains no certificate.
 
     Without this check requests reports a missing bundle only when the first batch is sent, as an
     OSError about "a suitable TLS CA certificate bundle" that names neither the key nor the file.
@@ -245,6 +246,17 @@ def _checked_ca_bundle(config: Config) -> str:
             "exist or is not a file; set it to the PEM file of the exit-entry office's certificate authority, or "
             "remove the key when the receiver has a publicly trusted certificate",
         )
+    try:
+        # Loading shows a file with no certificate in it (empty, garbage, a key file) before any batch is sent.
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"配置文件 {source} 中 transmit.ca_bundle 指向的文件 {path} 中没有可用的 CA 证书（应为 PEM 格式，"
+            "以 -----BEGIN CERTIFICATE----- 开头）。请换成出入境管理部门提供的 CA 证书文件。",
+            f"transmit.ca_bundle in config file {source} names {path}, which holds no usable CA certificate "
+            f"({exc}); it must be a PEM file starting with -----BEGIN CERTIFICATE-----, such as the one the "
+            "exit-entry office provides",
+        ) from exc
     return str(path)
 
 

@@ -9,6 +9,12 @@ A record in a batch counts as sent only when a delivery attempt of that batch
 succeeded and the batch now waits for the clerk's confirmation of the manual
 upload. A batch whose attempts all failed, or whose run was interrupted, is
 not delivered yet: nothing of it is known to have reached the office.
+
+A card that has no record yet is watched by its card state. A card in review
+waits for the clerk. An auto-accepted card without flagged fields waits for the
+next transmit run, which approves and sends it (``transmit.include_auto_accepted``).
+When that setting is off, or the card has a flagged field, the card waits for
+review instead.
 """
 
 from __future__ import annotations
@@ -16,16 +22,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from models.card import CardStatus
-from ocr.store import CardRow, OutboxRow, Store, TransmitBatchRow, _detail
+from ocr.store import CardRow, FieldRow, OutboxRow, Store, TransmitBatchRow, _detail
 from ocr.transmit.batches import arrival_date_of
 from ocr.transmit.config import Config
 from ocr.transmit.outbox import AWAITING_CONFIRMATION
 
 __all__ = ["DeadlineItem", "DeadlineReport", "deadline_report"]
 
+# Card states without a record yet. Auto-accepted cards may wait for a transmit run instead of review.
 WAITING_FOR_REVIEW = (CardStatus.EXTRACTED, CardStatus.NEEDS_REVIEW, CardStatus.AUTO_ACCEPTED)
 
 
@@ -58,12 +65,23 @@ class DeadlineReport:
     undelivered: list[DeadlineItem] = field(default_factory=list)
     # Cards still in review whose deadline has passed: no record of them can reach the office in time.
     review_overdue: list[DeadlineItem] = field(default_factory=list)
+    # Cards still in review due within ``deadline.due_soon_hours``.
+    review_due_soon: list[DeadlineItem] = field(default_factory=list)
+    # Auto-accepted cards that the next transmit run approves and sends, overdue or not, oldest card first.
+    auto_accepted: list[DeadlineItem] = field(default_factory=list)
+    # Queued corrections and cancellations of records sent before; they have no deadline of their own.
     corrections_pending: int = 0
+    cancellations_pending: int = 0
+
+    @property
+    def auto_accepted_overdue(self) -> list[DeadlineItem]:
+        """Return the auto-accepted cards waiting for a transmit run whose deadline has passed."""
+        return [item for item in self.auto_accepted if item.deadline <= self.now]
 
     @property
     def has_overdue(self) -> bool:
-        """Return whether a record is late, whether it waits for sending or still for review."""
-        return bool(self.overdue or self.review_overdue)
+        """Return whether a record is late: queued, still in review, or auto-accepted and not yet sent."""
+        return bool(self.overdue or self.review_overdue or self.auto_accepted_overdue)
 
 
 def _deadline(arrival: str, config: Config) -> datetime:
@@ -110,22 +128,44 @@ def deadline_report(store: Store, config: Config, now: datetime | None = None) -
                 else:
                     report.undelivered.append(item)
             # Corrections and cancellations of sent records are counted, not given a deadline of their own.
-            if entry.kind in ("correction", "cancellation"):
+            if entry.kind == "correction":
                 if entry.state == "pending":
                     report.corrections_pending += 1
+                continue
+            if entry.kind == "cancellation":
+                if entry.state == "pending":
+                    report.cancellations_pending += 1
                 continue
             if deadline <= now:
                 report.overdue.append(item)
             elif deadline - now <= soon:
                 report.due_soon.append(item)
 
-        waiting = session.scalars(
-            select(CardRow).where(CardRow.status.in_([str(s) for s in WAITING_FOR_REVIEW])).order_by(CardRow.id)
+        flagged = (
+            select(func.count(FieldRow.id))
+            .where(FieldRow.card_id == CardRow.id, FieldRow.needs_review.is_(True))
+            .scalar_subquery()
+        )
+        waiting = session.execute(
+            select(CardRow, flagged)
+            .where(CardRow.status.in_([str(s) for s in WAITING_FOR_REVIEW]))
+            .order_by(CardRow.id)
         ).all()
-        for card in waiting:
+        for card, flagged_count in waiting:
             detail = _detail(card)
             arrival = arrival_date_of(detail, zone)
             deadline = _deadline(arrival, config)
-            if deadline <= now:
-                report.review_overdue.append(DeadlineItem(card.id, card.card_type, arrival, deadline, card.status))
+            item = DeadlineItem(card.id, card.card_type, arrival, deadline, card.status)
+            # The same rule as outbox.approve_auto_accepted: a flagged field keeps the card for review.
+            sent_by_transmit = (
+                card.status == CardStatus.AUTO_ACCEPTED
+                and config.transmit.include_auto_accepted
+                and not flagged_count
+            )
+            if sent_by_transmit:
+                report.auto_accepted.append(item)
+            elif deadline <= now:
+                report.review_overdue.append(item)
+            elif deadline - now <= soon:
+                report.review_due_soon.append(item)
     return report

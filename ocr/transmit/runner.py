@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ocr.errors import CardCaptureError, ConfigError, ExitCode, StoreError, os_error_reason
 from ocr.registry import Registry, load_registry
+from ocr.review import hold_duplicate_serials
 from ocr.store import Store
 from ocr.transmit import outbox
 from ocr.transmit.adapters import Adapter, DeliveryError, make_adapter
@@ -40,6 +41,7 @@ __all__ = [
     "confirm_manual",
     "ensure_files",
     "run_transmit",
+    "transmit_running",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,14 @@ PHONE_RECEIPT = "电话确认 / confirmed by phone"
 
 
 class ConfirmError(CardCaptureError):
+    """A confirmation that cannot be recorded: a missing detail, an unknown batch, or one not handed over yet."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class AlreadyConfirmedError(ConfirmError):
+    """The batch was confirmed before; the first confirmation is kept."""
+
     exit_code = ExitCode.CONFLICT
 
 
@@ -60,6 +70,8 @@ class TransmitConflictError(CardCaptureError):
 @dataclass
 class TransmitReport:
     approved: int = 0
+    # Auto-accepted cards sent back to review because another card has their serial number.
+    held_duplicates: list[int] = field(default_factory=list)
     formed: int = 0
     acknowledged: list[int] = field(default_factory=list)
     awaiting_confirmation: list[int] = field(default_factory=list)
@@ -157,14 +169,54 @@ def _run_lock(store: Store) -> Iterator[None]:
         with _advisory_lock(store):
             yield
         return
+    with _file_lock(_lock_path(store)):
+        yield
+
+
+def _lock_path(store: Store) -> Path:
+    """Return the lock file of the transmit runs of a store that is not PostgreSQL."""
     database = store.engine.url.database
     if database and database != ":memory:":
         path = Path(database).absolute()
-        lock_path = path.with_name(f"{path.name}.transmit.lock")
-    else:
-        lock_path = store.data_dir / "transmit.lock"
-    with _file_lock(lock_path):
-        yield
+        return path.with_name(f"{path.name}.transmit.lock")
+    return store.data_dir / "transmit.lock"
+
+
+def transmit_running(store: Store) -> bool:
+    """Return whether a transmit run holds the run lock of ``store`` at this moment.
+
+    PostgreSQL: reads ``pg_locks`` for the run's advisory lock, without taking it. SQLite and
+    other stores: takes a shared lock on the lock file without blocking and drops it at once.
+    A missing lock file means that no run has started on this machine.
+
+    NOTE: on SQLite a transmit run that starts during the few microseconds of the shared lock
+    fails with "another transmit run is in progress" and has to be run again.
+    """
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect() as connection:
+            schema = connection.scalar(text("SELECT current_schema()"))
+            # pg_locks shows a bigint advisory key as two unsigned 32-bit halves, with objsubid 1.
+            key = _advisory_lock_key(str(schema)) & 0xFFFF_FFFF_FFFF_FFFF
+            locked = connection.scalar(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                    " AND classid = CAST(:high AS oid) AND objid = CAST(:low AS oid) AND objsubid = 1)"
+                ),
+                {"high": key >> 32, "low": key & 0xFFFF_FFFF},
+            )
+        return bool(locked)
+    try:
+        descriptor = os.open(_lock_path(store), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False
 
 
 def _check_data_folder(store: Store) -> None:
@@ -288,6 +340,7 @@ def run_transmit(
     try:
         with _run_lock(store):
             if config.transmit.include_auto_accepted:
+                report.held_duplicates = hold_duplicate_serials(store, registry, actor=outbox.AUTO_ACTOR)
                 report.approved = outbox.approve_auto_accepted(store, registry)
             # Batches from earlier runs first: they are the oldest records.
             earlier = outbox.open_batches(store)
@@ -342,7 +395,7 @@ def confirm_manual(
             if batch.acknowledged_at
             else "?"
         )
-        raise ConfirmError(
+        raise AlreadyConfirmedError(
             f"批次 {batch.id} 已于 {when}（{zone.key}）确认，回执：{batch.receipt or '无'}。未重复记录。",
             f"batch {batch.id} was confirmed at {when} ({zone.key}) (receipt: {batch.receipt or 'none'}); "
             "nothing recorded",
