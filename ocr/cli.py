@@ -734,26 +734,26 @@ def export(
     templates: TemplatesOption = None,
 ) -> None:
     """导出批次中已审核的卡片，每次写新文件。 / Export a batch's approved cards to new files."""
-    from ocr.export import AUTO_ACTOR, export_batch
+    from ocr.export import export_batch
     from ocr.registry import load_registry
-    from ocr.review import hold_duplicate_serials
 
     store = _store(db, data_dir, create=False)
-    registry = load_registry(tuple(_folders(templates)))
-    if not only_approved:
-        held = hold_duplicate_serials(store, registry, actor=AUTO_ACTOR, batch=batch)
+    held: list[int] = []
+    try:
+        files = export_batch(
+            store,
+            batch,
+            fmt,
+            out,
+            actor=os.environ.get("USER", "cli"),
+            include_auto_accepted=not only_approved,
+            include_exported=again,
+            registry=load_registry(tuple(_folders(templates))),
+            held=held,
+        )
+    finally:
         if held:
             _say_held_duplicates(held)
-    files = export_batch(
-        store,
-        batch,
-        fmt,
-        out,
-        actor=os.environ.get("USER", "cli"),
-        include_auto_accepted=not only_approved,
-        include_exported=again,
-        registry=registry,
-    )
     for path in files:
         say(f"已导出：{path}", f"exported: {path}")
 

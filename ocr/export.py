@@ -125,10 +125,13 @@ def export_batch(
     include_auto_accepted: bool = True,
     include_exported: bool = False,
     registry: Registry | None = None,
+    held: list[int] | None = None,
 ) -> list[Path]:
     """Write the batch's approved cards to ``out_dir``; returns the files written.
 
-    Raises :class:`ExportError` for an unknown format or a batch with nothing to export.
+    ``held`` receives the ids of auto-accepted cards sent back to review for a duplicate serial,
+    also when nothing is left to export. Raises :class:`ExportError` for an unknown format or a
+    batch with nothing to export.
     """
     if fmt not in EXPORT_FORMATS:
         raise ExportError(
@@ -141,7 +144,9 @@ def export_batch(
 
     # Approve what the pipeline auto-accepted, so every exported card has passed "approved".
     if include_auto_accepted:
-        hold_duplicate_serials(store, registry, actor=AUTO_ACTOR, batch=batch)
+        held_ids = hold_duplicate_serials(store, registry, actor=AUTO_ACTOR, batch=batch)
+        if held is not None:
+            held.extend(held_ids)
         for summary in store.list_cards(batch=batch, statuses=[CardStatus.AUTO_ACCEPTED]):
             if summary.flagged_fields:
                 log.warning("auto-accepted card %s has %d flagged fields and is not exported", summary.id, summary.flagged_fields)

@@ -195,19 +195,19 @@ def duplicate_serial_cards(store: Store, card: CardDetail) -> list[int]:
     serial = card.fields[SERIAL_KEY].value if SERIAL_KEY in card.fields else ""
     if not serial:
         return []
-    query = (
-        select(FieldRow.card_id, FieldRow.value)
+    query = _serials_query().where(CardRow.card_type == card.card_type, CardRow.id != card.id)
+    with store.session() as session:
+        return [card_id for card_id, _card_type, value in session.execute(query) if value == serial]
+
+
+def _serials_query():
+    """Select (card id, card type, serial) of every card that is not rejected, by card id."""
+    return (
+        select(FieldRow.card_id, CardRow.card_type, FieldRow.value)
         .join(CardRow, FieldRow.card_id == CardRow.id)
-        .where(
-            FieldRow.key == SERIAL_KEY,
-            CardRow.card_type == card.card_type,
-            CardRow.status != str(CardStatus.REJECTED),
-            CardRow.id != card.id,
-        )
+        .where(FieldRow.key == SERIAL_KEY, CardRow.status != str(CardStatus.REJECTED))
         .order_by(FieldRow.card_id)
     )
-    with store.session() as session:
-        return [card_id for card_id, value in session.execute(query) if value == serial]
 
 
 def confirmable_codes(results: dict[str, FieldResult]) -> list[str]:
@@ -548,11 +548,23 @@ def hold_duplicate_serials(store: Store, registry: Registry, *, actor: str, batc
     number. Returns the ids of the cards that went back to review.
     """
     held: list[int] = []
-    for summary in store.list_cards(batch=batch, statuses=[CardStatus.AUTO_ACCEPTED]):
+    summaries = store.list_cards(batch=batch, statuses=[CardStatus.AUTO_ACCEPTED])
+    if not summaries:
+        return held
+
+    # One pass over the stored serials, rather than one per card: they are decrypted in Python.
+    cards_by_serial: dict[tuple[str, str], list[int]] = {}
+    with store.session() as session:
+        for card_id, card_type, value in session.execute(_serials_query()):
+            if value:
+                cards_by_serial.setdefault((card_type, value), []).append(card_id)
+
+    for summary in summaries:
         card = store.get_card(summary.id)
-        if card.card_type not in registry.card_types:
+        if card.card_type not in registry.card_types or SERIAL_KEY not in card.fields:
             continue
-        duplicates = duplicate_serial_cards(store, card)
+        same_serial = cards_by_serial.get((card.card_type, card.fields[SERIAL_KEY].value), [])
+        duplicates = [card_id for card_id in same_serial if card_id != card.id]
         if not duplicates:
             continue
         results = revalidate(card, card.values(), set(), registry, duplicates=duplicates)

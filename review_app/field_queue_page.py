@@ -116,7 +116,7 @@ def _is_left_for_card_view(item: QueuedField) -> bool:
 
 
 def _after_answer(context: PageContext, card_id: int) -> None:
-    """Go on after an answer: the next field, or the card view when the queue has no field of the card left."""
+    """Go on after a submitted value: the next field, or the card view when the queue has no field of the card left."""
     card = context.store.get_card(card_id)
     illegible = illegible_keys(card)
     left = {key for card_key, key, version in _left_for_card_view() if card_key == card.id and version == card.version}

@@ -111,13 +111,15 @@ def _info(session, row: TransmitBatchRow) -> BatchInfo:
     )
 
 
-def approve_auto_accepted(store: Store, registry: Registry) -> int:
+def approve_auto_accepted(store: Store, registry: Registry, *, held: list[int] | None = None) -> int:
     """Approve auto-accepted cards that have no flagged field, as ``export`` does; returns how many.
 
-    A card whose serial number another card has goes back to review first: the same card scanned
-    twice must not be reported twice.
+    A card whose serial number another card has goes back to review first, because the same card
+    scanned twice must not be reported twice. ``held`` receives the ids of those cards.
     """
-    hold_duplicate_serials(store, registry, actor=AUTO_ACTOR)
+    held_ids = hold_duplicate_serials(store, registry, actor=AUTO_ACTOR)
+    if held is not None:
+        held.extend(held_ids)
     approved = 0
     for summary in store.list_cards(statuses=[CardStatus.AUTO_ACCEPTED]):
         if summary.flagged_fields:

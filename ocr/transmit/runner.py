@@ -25,7 +25,6 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ocr.errors import CardCaptureError, ConfigError, ExitCode, StoreError, os_error_reason
 from ocr.registry import Registry, load_registry
-from ocr.review import hold_duplicate_serials
 from ocr.store import Store
 from ocr.transmit import outbox
 from ocr.transmit.adapters import Adapter, DeliveryError, make_adapter
@@ -340,8 +339,7 @@ def run_transmit(
     try:
         with _run_lock(store):
             if config.transmit.include_auto_accepted:
-                report.held_duplicates = hold_duplicate_serials(store, registry, actor=outbox.AUTO_ACTOR)
-                report.approved = outbox.approve_auto_accepted(store, registry)
+                report.approved = outbox.approve_auto_accepted(store, registry, held=report.held_duplicates)
             # Batches from earlier runs first: they are the oldest records.
             earlier = outbox.open_batches(store)
             report.formed = len(outbox.form_batches(store, config, registry, adapter.name))
